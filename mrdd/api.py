@@ -1,0 +1,91 @@
+"""The notebook API: rebuild and load trained models without Hydra.
+
+>>> import mrdd
+>>> trained = mrdd.load("outputs/2026-11-24/10-00-00")
+>>> codes = trained.encode(views)          # Codes(c, [s_0, s_1, ...])
+>>> reps = trained.representations(views)  # {"C", "S_0", ..., "C+S_best", "C+S_all"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mrdd.config import RunConfig
+from mrdd.models import MRDD, Codes, ConsistencyModel
+from mrdd.train.checkpoint import CheckpointError, load_checkpoint
+
+
+def build_model(
+    config: RunConfig | dict[str, Any], view_shapes: list[tuple[int, ...]], kind: str = "mrdd"
+) -> MRDD | ConsistencyModel:
+    """An untrained model of ``kind`` (``mrdd`` or ``consistency``) from a config."""
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(config)
+    shapes = [tuple(s) for s in view_shapes]
+    if kind == "consistency":
+        return ConsistencyModel(shapes, config.model)
+    if kind == "mrdd":
+        return MRDD(shapes, config.model)
+    raise ValueError(f"kind must be 'mrdd' or 'consistency', got {kind!r}.")
+
+
+@dataclass
+class TrainedModel:
+    """A trained run: its config, view shapes, and the model in eval mode."""
+
+    config: RunConfig
+    view_shapes: list[tuple[int, ...]]
+    model: MRDD | ConsistencyModel
+    best_view: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _views(self, views: list[Tensor]) -> list[Tensor]:
+        if len(views) != len(self.view_shapes):
+            raise ValueError(f"expected {len(self.view_shapes)} views, got {len(views)}.")
+        for v, (x, shape) in enumerate(zip(views, self.view_shapes, strict=True)):
+            if tuple(x.shape[1:]) != shape:
+                raise ValueError(
+                    f"view {v} has per-sample shape {tuple(x.shape[1:])}, the model expects "
+                    f"{shape} (a batch is a list of N×{'×'.join(map(str, shape))} tensors)."
+                )
+        return [x.to(self.device, torch.float32) for x in views]
+
+    @torch.no_grad()
+    def encode(self, views: list[Tensor]) -> Codes:
+        """Posterior means ``c`` and ``s_v`` of a batch (no ``s`` for a stage-1-only run)."""
+        views = self._views(views)
+        if isinstance(self.model, MRDD):
+            return self.model.encode(views)
+        return Codes(self.model.encode(views)[0].float(), [])
+
+    def representations(self, views: list[Tensor]) -> dict[str, Tensor]:
+        """The named representations: C, every S_v, C+S_best, C+S_all."""
+        codes = self.encode(views)
+        return codes.as_dict(self.best_view) if codes.s else {"C": codes.c}
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load the most complete model of a run directory (``mrdd.pt``, else ``consistency.pt``)."""
+    run_dir = Path(run_dir)
+    for name, kind in (("mrdd.pt", "mrdd"), ("consistency.pt", "consistency")):
+        if (run_dir / name).is_file():
+            payload = load_checkpoint(run_dir / name, kind=kind)
+            break
+    else:
+        raise CheckpointError(
+            f"{run_dir} holds neither mrdd.pt nor consistency.pt; pass a training run's directory."
+        )
+    config = RunConfig.from_dict(payload["config"])
+    shapes = [tuple(s) for s in payload["view_shapes"]]
+    model = build_model(config, shapes, kind)
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    return TrainedModel(config, shapes, model, int(config.dataset.get("best_view", 0)))

@@ -1,0 +1,190 @@
+"""One training run: stage 1, stage 2, evaluation, files (what ``scripts/train.py`` calls).
+
+The run directory receives ``config.json`` (the resolved config),
+``consistency.pt`` and ``mrdd.pt``, ``metrics.json``, ``reconstructions.png``,
+``history.json`` (per-epoch loss terms and throughput) and ``train.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mrdd
+from mrdd.config import RunConfig
+from mrdd.data import BatchLoader, DatasetSplits, load_dataset
+from mrdd.eval import clustering_report, extract_codes, reconstruction_figure
+from mrdd.models import MRDD, ConsistencyModel
+from mrdd.train.checkpoint import (
+    check_consistency_compatible,
+    load_checkpoint,
+    save_model_checkpoint,
+)
+from mrdd.train.device import resolve_device, seed_everything
+from mrdd.train.loop import fit
+from mrdd.train.stages import ConsistencyStage, DisentangleStage
+
+log = logging.getLogger("mrdd")
+
+
+def _attach_log_file(out_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(out_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _prepare(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.nn.Module:
+    model = model.to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _loader(data, batch_size: int, cfg: RunConfig) -> BatchLoader:
+    return BatchLoader(data, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
+
+
+def train_consistency(
+    cfg: RunConfig, splits: DatasetSplits, device: torch.device, out_dir: Path
+) -> tuple[ConsistencyModel, list[dict[str, float]]]:
+    """Stage 1 (MCP); saves ``consistency.pt``; returns the model and its epoch history."""
+    model = _prepare(ConsistencyModel(splits.view_shapes, cfg.model), cfg, device)
+    stage = ConsistencyStage(model, cfg.model, cfg.train, device)
+    loader = _loader(splits.train, cfg.train.batch_size, cfg)
+    log.info("stage 1 (consistency): %d epochs of %d steps", cfg.train.epochs, len(loader))
+    history = fit(stage, loader, cfg.train.epochs, cfg.train, device)
+    save_model_checkpoint(
+        out_dir / "consistency.pt", "consistency", model, cfg, splits.view_shapes, history
+    )
+    return model, history
+
+
+def load_consistency_into(
+    model: MRDD, path: str | Path, cfg: RunConfig, view_shapes: list[tuple[int, ...]]
+) -> list[dict[str, float]]:
+    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings."""
+    payload = load_checkpoint(path, kind="consistency")
+    check_consistency_compatible(payload, cfg, view_shapes)
+    model.consistency.load_state_dict(payload["state_dict"])
+    return payload["history"]
+
+
+def train_disentangle(
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    device: torch.device,
+    out_dir: Path,
+    consistency: ConsistencyModel | None,
+) -> tuple[MRDD, list[dict[str, float]]]:
+    """Stage 2 (DD) on top of a frozen stage-1 model; saves ``mrdd.pt``."""
+    model = MRDD(splits.view_shapes, cfg.model)
+    if consistency is not None:
+        model.consistency.load_state_dict(consistency.state_dict())
+    else:
+        load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes)
+    model = _prepare(model, cfg, device)
+    stage = DisentangleStage(model, cfg.train, device)
+    loader = _loader(splits.train, cfg.train.stage2_batch_size, cfg)
+    epochs = cfg.train.stage2_epochs
+    log.info("stage 2 (disentangle): %d epochs of %d steps", epochs, len(loader))
+    history = fit(stage, loader, epochs, cfg.train, device)
+    save_model_checkpoint(out_dir / "mrdd.pt", "mrdd", model, cfg, splits.view_shapes, history)
+    return model, history
+
+
+def evaluate_run(
+    model: MRDD | ConsistencyModel,
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    device: torch.device,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Cluster every representation of the configured split; write ``metrics.json``
+    and the reconstruction figure."""
+    data = splits.split(cfg.eval.split)
+    codes = extract_codes(model, data, cfg.eval.batch_size, device)
+    reps = codes.as_dict(splits.best_view) if codes.s else {"C": codes.c}
+    clustering = clustering_report(
+        reps, data.labels, splits.num_classes, cfg.eval.split, cfg.eval.n_seeds, cfg.seed
+    )
+    metrics = {
+        "dataset": splits.name,
+        "stage": cfg.stage,
+        "best_view": splits.best_view,
+        "seed": cfg.seed,
+        "clustering": clustering,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _write_reconstructions(model, data, cfg, device, out_dir)
+    return metrics
+
+
+@torch.no_grad()
+def _write_reconstructions(model, data, cfg: RunConfig, device, out_dir: Path) -> None:
+    n = min(cfg.eval.num_figure_samples, len(data))
+    views = [x[:n].to(device) for x in data.views]
+    model.eval()
+    consistency = model.consistency if isinstance(model, MRDD) else model
+    rows = {"original": views, "stage 1 (from c)": consistency(views).reconstructions}
+    if isinstance(model, MRDD):
+        rows["stage 2 ([s_v, c])"] = model.reconstruct(views)
+    reconstruction_figure(rows, out_dir / "reconstructions.png")
+
+
+def environment_record(device: torch.device) -> dict[str, Any]:
+    """What made the numbers: package, torch, CUDA, device, Python."""
+    return {
+        "mrdd_version": mrdd.__version__,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train the configured stage(s) and evaluate; return the metrics dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log_file(out_dir)
+    try:
+        seed_everything(cfg.seed, cfg.deterministic)
+        device = resolve_device(cfg.device)
+        (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        log.info("run directory %s, device %s", out_dir, device)
+        start = time.perf_counter()
+        splits = load_dataset(cfg.dataset)
+        log.info(
+            "dataset %s: %d train / %d test samples, views %s",
+            splits.name,
+            len(splits.train),
+            len(splits.test),
+            splits.view_shapes,
+        )
+        splits.train = splits.train.to(device)
+        model: MRDD | ConsistencyModel | None = None
+        histories = {}
+        if cfg.stage in ("all", "consistency"):
+            model, histories["consistency"] = train_consistency(cfg, splits, device, out_dir)
+        if cfg.stage in ("all", "disentangle"):
+            model, histories["disentangle"] = train_disentangle(cfg, splits, device, out_dir, model)
+        (out_dir / "history.json").write_text(json.dumps(histories, indent=2))
+        metrics = evaluate_run(model, cfg, splits, device, out_dir)
+        metrics["environment"] = environment_record(device)
+        metrics["seconds"] = time.perf_counter() - start
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        log.info("done in %.1f s; files in %s", metrics["seconds"], out_dir)
+        return metrics
+    finally:
+        log.removeHandler(handler)
+        handler.close()

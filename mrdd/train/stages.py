@@ -1,0 +1,139 @@
+"""What one training step of each stage does.
+
+A stage owns its model, optimisers and per-step logic; :func:`mrdd.train.loop.fit`
+owns everything else (epochs, schedule, logging, checkpoints), so one loop
+serves both stages.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mrdd.config import ModelConfig, TrainConfig
+from mrdd.models import MRDD, ConsistencyModel, consistency_loss, mask_views, view_model_loss
+from mrdd.train.device import autocast
+
+
+def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+
+
+def _clip(params: list[nn.Parameter], max_norm: float | None) -> None:
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+class Stage:
+    """Base class: ``model`` (what is checkpointed), ``optimizers``, ``step``."""
+
+    name: str
+    model: nn.Module
+    optimizers: list[torch.optim.Optimizer]
+
+    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+        """Run one update on a batch; return the loss terms (detached, on device)."""
+        raise NotImplementedError
+
+
+class ConsistencyStage(Stage):
+    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view."""
+
+    name = "consistency"
+
+    def __init__(
+        self,
+        model: ConsistencyModel,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        device: torch.device,
+        net: nn.Module | None = None,
+    ) -> None:
+        self.model = model
+        self.net = net or model  # the module whose forward runs (a DDP wrapper, or the model)
+        self.model_cfg, self.train_cfg, self.device = model_cfg, train_cfg, device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizers = [_adamw(self.params, train_cfg.lr, train_cfg.weight_decay, device)]
+
+    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+        cfg = self.train_cfg
+        masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
+        with autocast(self.device, cfg.precision):
+            out = self.net(masked)
+        terms = consistency_loss(out, views, self.model_cfg.alpha, self.model_cfg.beta_c)
+        (optimizer,) = self.optimizers
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        _clip(self.params, cfg.grad_clip)
+        optimizer.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+
+class DisentangleStage(Stage):
+    """Stage 2 (DD): two updates per step, as DESIGN.md section 2 specifies.
+
+    1. The CLUB estimators maximise ``log q_θ(c | s_v)`` on true pairs, ``s_v`` detached.
+    2. The view models minimise ``recon + β_s·KL + λ·I_CLUB`` with θ fixed: the
+       backward pass is restricted to the view models' parameters.
+    The consistency model is frozen and only provides ``c = μ_c`` without autograd.
+    """
+
+    name = "disentangle"
+
+    def __init__(
+        self,
+        model: MRDD,
+        train_cfg: TrainConfig,
+        device: torch.device,
+        view_net: nn.Module | None = None,
+        estimator_net: nn.Module | None = None,
+    ) -> None:
+        self.model = model
+        self.view_net = view_net or model.specific
+        self.estimator_net = estimator_net or model.club
+        self.train_cfg, self.device = train_cfg, device
+        self.view_params = list(model.specific.parameters())
+        self.estimator_params = list(model.club.parameters())
+        self.optimizers = [
+            _adamw(self.view_params, train_cfg.lr, train_cfg.weight_decay, device),
+            _adamw(self.estimator_params, train_cfg.club_lr, train_cfg.weight_decay, device),
+        ]
+
+    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+        cfg = self.train_cfg
+        view_opt, estimator_opt = self.optimizers
+        with autocast(self.device, cfg.precision):
+            c = self.model.consistent_code(views)
+            outputs = self.view_net(views, c)
+        s = [out.s.detach().float() for out in outputs]
+
+        estimator_loss = -self.estimator_net(s, c)
+        estimator_opt.zero_grad(set_to_none=True)
+        estimator_loss.backward()
+        _clip(self.estimator_params, cfg.grad_clip)
+        estimator_opt.step()
+
+        terms = view_model_loss(self.model, outputs, views, c)
+        view_opt.zero_grad(set_to_none=True)
+        terms["loss"].backward(inputs=self.view_params)
+        _clip(self.view_params, cfg.grad_clip)
+        view_opt.step()
+
+        terms["club_nll"] = estimator_loss
+        return {k: v.detach() for k, v in terms.items()}
+
+
+def lr_lambda(schedule: str, total_steps: int, warmup_steps: int):
+    """Multiplier of the base learning rate at a step: linear warm-up, then cosine or constant."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
