@@ -1,0 +1,186 @@
+"""Your own multi-view data as one ``.npz`` file (``dataset=npz dataset.path=...``).
+
+Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``):
+
+* ``view_0``, ``view_1``, …, ``view_{V-1}`` (numbered from 0 without gaps, V ≥ 1): one
+  array per view, all with the same number of samples N in the first dimension. Each is
+  ``N×D`` feature vectors, ``N×C×H×W`` images, or ``N×H×W`` grey images (a channel
+  dimension is added). uint8 images are scaled by 1/255; float images must already lie in
+  [0, 1]. Views may differ in shape and type.
+* ``labels``: N class labels (integers or strings). They are used only for evaluation and
+  are renumbered 0..K-1 in sorted order; ``class_names`` keeps the original values.
+* ``split`` (optional): N values, 0 or ``"train"`` for training samples, 1 or ``"test"``
+  for test samples. Without it, a stratified split seeded with ``seed`` holds out
+  ``test_fraction`` of each class.
+* ``class_names`` (optional): K names for the renumbered classes.
+
+With ``standardize=True`` every vector view is standardised per feature (zero mean, unit
+variance with training-split statistics only); image views are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mrdd.data.base import DataError, DatasetSplits
+from mrdd.data.common import check_split_options, make_splits
+from mrdd.data.registry import register_dataset
+
+_VIEW = re.compile(r"^view_(\d+)$")
+_KNOWN = {"labels", "split", "class_names"}
+
+
+def _view_tensor(array: np.ndarray, key: str, where: str) -> Tensor:
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise DataError(f"{where}: {key} has dtype {array.dtype}; views must be numeric arrays.")
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim not in (2, 4):
+        raise DataError(
+            f"{where}: {key} has shape {array.shape}; expected N×D vectors, N×H×W or N×C×H×W "
+            "images (a single feature per sample must be stored as N×1)."
+        )
+    if array.ndim == 4 and array.dtype == np.uint8:
+        return torch.from_numpy(array.astype(np.float32) / 255.0)
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+        raise DataError(
+            f"{where}: {key} contains NaN or inf values in {bad} samples; clean or impute "
+            "them first."
+        )
+    if x.ndim == 4 and (x.min() < 0 or x.max() > 1):
+        raise DataError(
+            f"{where}: {key} holds float images with values in [{float(x.min()):.3g}, "
+            f"{float(x.max()):.3g}]; image views must be uint8 (0..255) or float in [0, 1]. "
+            "Scale them, or flatten to N×D to use them as feature vectors."
+        )
+    return x
+
+
+def _labels(array: np.ndarray, where: str) -> tuple[Tensor, list[str]]:
+    if array.ndim != 1:
+        raise DataError(
+            f"{where}: labels must be a 1-D array of N labels, got shape {array.shape}."
+        )
+    if array.dtype == object:
+        raise DataError(f"{where}: labels has dtype object; store integers or fixed-width strings.")
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise DataError(
+                f"{where}: labels must be integers (or strings), got non-integer floats."
+            )
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "biuUS":
+        raise DataError(f"{where}: labels have unsupported dtype {array.dtype}.")
+    values, inverse = np.unique(array, return_inverse=True)
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist()]
+    return torch.from_numpy(inverse.reshape(-1).astype(np.int64)), names
+
+
+def _split(array: np.ndarray, n: int, where: str) -> tuple[Tensor, Tensor]:
+    if array.shape != (n,):
+        raise DataError(f"{where}: split must have shape ({n},), got {array.shape}.")
+    if array.dtype.kind in "US":
+        values = np.char.lower(np.char.strip(array.astype(str)))
+        is_test = values == "test"
+        ok = is_test | (values == "train")
+    elif array.dtype.kind in "biuf":
+        is_test = array == 1
+        ok = is_test | (array == 0)
+    else:
+        raise DataError(
+            f"{where}: split has dtype {array.dtype}; use 0/1 integers or 'train'/'test' strings."
+        )
+    if not ok.all():
+        bad = sorted({str(v) for v in array[~ok].tolist()})[:5]
+        raise DataError(
+            f"{where}: split holds values other than 0/'train' and 1/'test': {bad} "
+            f"({int((~ok).sum())} samples)."
+        )
+    t = torch.from_numpy(is_test)
+    return torch.nonzero(~t).flatten(), torch.nonzero(t).flatten()
+
+
+@register_dataset("npz")
+def load_npz(
+    path: str, standardize: bool = True, seed: int = 0, test_fraction: float = 0.2
+) -> DatasetSplits:
+    """A multi-view dataset stored as ``view_0..view_{V-1}``, ``labels``, optional ``split``."""
+    file = Path(str(path)).expanduser()
+    where = str(file)
+    if not file.is_file():
+        raise DataError(
+            f"npz dataset: file {file} not found. Pass dataset.path=/path/to/data.npz; the file "
+            "holds view_0 … view_{V-1}, labels and optionally split (see mrdd/data/npz.py)."
+        )
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"{where}: cannot read as a .npz archive: {err}") from err
+    with archive:
+        keys = list(archive.files)
+        if "labels" not in keys:
+            raise DataError(f"{where}: no 'labels' array (keys found: {keys}).")
+        numbers = sorted(int(m.group(1)) for k in keys if (m := _VIEW.match(k)))
+        if not numbers:
+            raise DataError(
+                f"{where}: no view arrays; name them view_0, view_1, ... (keys found: {keys})."
+            )
+        if numbers != list(range(len(numbers))):
+            raise DataError(
+                f"{where}: views must be numbered view_0 … view_{{V-1}} without gaps or "
+                f"duplicates; found {[f'view_{i}' for i in numbers]}."
+            )
+        other = sorted(set(keys) - _KNOWN - {f"view_{i}" for i in numbers})
+        if other:
+            warnings.warn(f"{where}: ignoring arrays {other}.", stacklevel=2)
+        try:
+            raw_labels = archive["labels"]
+            raw_views = [archive[f"view_{i}"] for i in numbers]
+            raw_split = archive["split"] if "split" in keys else None
+            raw_names = archive["class_names"] if "class_names" in keys else None
+        except ValueError as err:  # object arrays need pickle
+            raise DataError(
+                f"{where}: an array needs pickle to load ({err}); store numeric arrays and "
+                "fixed-width strings only."
+            ) from err
+    labels, names = _labels(raw_labels, where)
+    n = len(labels)
+    counts = [a.shape[0] if a.ndim else 0 for a in raw_views]
+    if any(c != n for c in counts):
+        raise DataError(
+            f"{where}: every view needs the same number of samples as labels ({n}); got "
+            + ", ".join(f"view_{i}: {c}" for i, c in enumerate(counts))
+            + "."
+        )
+    views = [_view_tensor(a, f"view_{i}", where) for i, a in enumerate(raw_views)]
+    if raw_names is not None:
+        if raw_names.shape != (len(names),):
+            raise DataError(
+                f"{where}: class_names has shape {raw_names.shape}, but labels hold "
+                f"{len(names)} classes."
+            )
+        names = [str(x) for x in raw_names.tolist()]
+    train_idx = test_idx = None
+    if raw_split is not None:
+        train_idx, test_idx = _split(raw_split, n, where)
+    else:
+        check_split_options(seed, test_fraction)
+    return make_splits(
+        views,
+        labels,
+        file.stem,
+        seed=seed,
+        test_fraction=test_fraction,
+        class_names=names,
+        train_idx=train_idx,
+        test_idx=test_idx,
+        standardize_vectors=bool(standardize),
+    )
