@@ -1,0 +1,145 @@
+"""In-memory multi-view datasets.
+
+A multi-view dataset is a list of view tensors that share their first (sample)
+dimension, plus one integer label per sample. Everything lives in memory as
+tensors: loaders do all decoding, edge extraction and resizing once, so a
+training step only gathers rows by index (no per-item Python work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+class DataError(ValueError):
+    """Raised when a dataset is missing, malformed, or inconsistent."""
+
+
+@dataclass
+class MultiViewData:
+    """Views and labels of one split.
+
+    Attributes:
+        views: one tensor per view, ``N×C×H×W`` (images in [0, 1]) or ``N×D`` (vectors).
+        labels: ``N`` integer class labels (used only for evaluation).
+        name: human-readable name of the split, used in messages.
+    """
+
+    views: list[Tensor]
+    labels: Tensor
+    name: str = "data"
+
+    def __post_init__(self) -> None:
+        if len(self.views) == 0:
+            raise DataError(f"{self.name}: a multi-view dataset needs at least one view, got 0.")
+        n = self.labels.shape[0] if self.labels.ndim == 1 else -1
+        if n < 0:
+            raise DataError(
+                f"{self.name}: labels must be a 1-D tensor of class ids, got shape "
+                f"{tuple(self.labels.shape)}."
+            )
+        if self.labels.dtype.is_floating_point or self.labels.dtype == torch.bool:
+            raise DataError(f"{self.name}: labels must be integers, got {self.labels.dtype}.")
+        self.labels = self.labels.long()
+        for v, x in enumerate(self.views):
+            if x.shape[0] != n:
+                counts = [int(t.shape[0]) for t in self.views]
+                raise DataError(
+                    f"{self.name}: every view and the labels must have the same number of "
+                    f"samples; got views {counts} and {n} labels. Check that view {v} is "
+                    "aligned with the others."
+                )
+            if x.ndim not in (2, 4):
+                raise DataError(
+                    f"{self.name}: view {v} has shape {tuple(x.shape)}; expected N×D feature "
+                    "vectors or N×C×H×W images."
+                )
+            if not x.dtype.is_floating_point:
+                raise DataError(f"{self.name}: view {v} must be floating point, got {x.dtype}.")
+            if not torch.isfinite(x).all():
+                bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+                raise DataError(
+                    f"{self.name}: view {v} contains NaN or inf values in {bad} samples; "
+                    "clean or impute them before training."
+                )
+        if n == 0:
+            raise DataError(f"{self.name}: the split is empty (0 samples).")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_views(self) -> int:
+        return len(self.views)
+
+    @property
+    def view_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shape of each view (without the sample dimension)."""
+        return [tuple(x.shape[1:]) for x in self.views]
+
+    def subset(self, index: Tensor, name: str | None = None) -> MultiViewData:
+        """Rows ``index`` of every view, as a new dataset."""
+        return MultiViewData(
+            [x[index] for x in self.views], self.labels[index], name or self.name
+        )
+
+    def to(self, device: torch.device | str) -> MultiViewData:
+        return MultiViewData([x.to(device) for x in self.views], self.labels.to(device), self.name)
+
+
+@dataclass
+class DatasetSplits:
+    """A train and a test split of one multi-view dataset, with its metadata."""
+
+    train: MultiViewData
+    test: MultiViewData
+    num_classes: int
+    name: str
+    class_names: list[str] = field(default_factory=list)
+    #: The view whose specific code is concatenated with ``C`` to form ``C‖S_best``.
+    best_view: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.best_view < self.train.num_views:
+            raise DataError(
+                f"{self.name}: best_view={self.best_view} but the dataset has "
+                f"{self.train.num_views} views (0..{self.train.num_views - 1})."
+            )
+        if self.train.view_shapes != self.test.view_shapes:
+            raise DataError(
+                f"{self.name}: train and test views differ in shape: "
+                f"{self.train.view_shapes} vs {self.test.view_shapes}."
+            )
+
+    @property
+    def view_shapes(self) -> list[tuple[int, ...]]:
+        return self.train.view_shapes
+
+    def split(self, name: str) -> MultiViewData:
+        """The split called ``name`` (``"train"`` or ``"test"``)."""
+        if name not in ("train", "test"):
+            raise DataError(f"Unknown split {name!r}; use 'train' or 'test'.")
+        return self.train if name == "train" else self.test
+
+
+def stratified_split(
+    labels: Tensor, test_fraction: float, seed: int
+) -> tuple[Tensor, Tensor]:
+    """Seeded stratified split: indices of train and test samples (each sorted).
+
+    From every class, ``round(test_fraction * class_count)`` samples go to test.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for cls in torch.unique(labels):
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = round(test_fraction * len(idx))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values

@@ -1,0 +1,88 @@
+"""Batches by index-gathering from in-memory view tensors.
+
+There is no per-item ``__getitem__``: one permutation per epoch, and each batch is
+``[view[idx] for view in views]``. When the data sit on the GPU, a batch never
+crosses the PCIe bus. Under ``torch.distributed`` every rank draws the same
+permutation (same seed and epoch) and takes its own contiguous shard of each
+global batch, so K processes together see exactly the batches one process would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from mrdd.data.base import DataError, MultiViewData
+
+Batch = tuple[list[Tensor], Tensor]
+
+
+class BatchLoader:
+    """Iterate over ``(views, labels)`` mini-batches of a :class:`MultiViewData`.
+
+    Args:
+        data: the split to iterate over (on any device).
+        batch_size: the *global* batch size (summed over all ranks).
+        shuffle: draw a fresh permutation every epoch (seeded by ``seed`` + epoch).
+        drop_last: drop the last incomplete global batch.
+        seed: base seed of the permutations.
+        rank, world_size: this process's shard of each global batch.
+    """
+
+    def __init__(
+        self,
+        data: MultiViewData,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size <= 0:
+            raise DataError(f"batch_size must be positive, got {batch_size}.")
+        if drop_last and batch_size > len(data):
+            raise DataError(
+                f"batch_size {batch_size} is larger than the {len(data)} samples of "
+                f"{data.name} and drop_last is on, so an epoch would have no batch. "
+                "Lower the batch size."
+            )
+        if batch_size % world_size != 0:
+            raise DataError(
+                f"batch_size {batch_size} is not divisible by the {world_size} processes; "
+                "the global batch must split evenly across ranks."
+            )
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` (call before iterating)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> Tensor:
+        n = len(self.data)
+        if not self.shuffle:
+            return torch.arange(n)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(n, generator=g)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self._order().to(self.data.labels.device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            if self.world_size > 1:
+                idx = idx.tensor_split(self.world_size)[self.rank]
+            yield [x[idx] for x in self.data.views], self.data.labels[idx]

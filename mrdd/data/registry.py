@@ -1,0 +1,55 @@
+"""One place that maps a dataset name to its loader.
+
+A loader is a function ``(**options) -> DatasetSplits``; its keyword arguments
+are the dataset's options (the fields of ``configs/dataset/<name>.yaml`` other
+than ``name`` and ``best_view``, which every dataset config has). Register new ones with :func:`register_dataset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mrdd.data.base import DataError, DatasetSplits
+
+Loader = Callable[..., DatasetSplits]
+_REGISTRY: dict[str, Loader] = {}
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: make ``loader`` available as ``load_dataset({"name": name, ...})``."""
+
+    def wrap(loader: Loader) -> Loader:
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _REGISTRY[name] = loader
+        return loader
+
+    return wrap
+
+
+def available_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
+    """Load the dataset described by ``options`` (a dataset config: ``name`` + options)."""
+    options = dict(options)
+    name = options.pop("name", None)
+    best_view = int(options.pop("best_view", 0))
+    if name not in _REGISTRY:
+        raise DataError(
+            f"Unknown dataset {name!r}. Known datasets: {', '.join(available_datasets())}."
+        )
+    loader = _REGISTRY[name]
+    accepted = inspect.signature(loader).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DataError(
+            f"Dataset {name!r} does not take the option(s) {unknown}; "
+            f"it takes {sorted(accepted)}."
+        )
+    splits = loader(**options)
+    return dataclasses.replace(splits, best_view=best_view)

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny configs and tiny multi-view data for fast unit tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import make_views
+
+from mrdd.config import RunConfig
+from mrdd.data import DatasetSplits, MultiViewData
+
+TINY_MODEL = {
+    "c_dim": 4,
+    "v_dim": 3,
+    "backbone": {"base_width": 4, "channel_mults": [1, 2], "num_blocks": 1, "latent_channels": 2},
+    "club_hidden": 16,
+}
+
+
+@pytest.fixture
+def tiny_config() -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            "model": TINY_MODEL,
+            "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "log_every": 1},
+            "eval": {"n_seeds": 2, "num_figure_samples": 4},
+            "device": "cpu",
+        }
+    )
+
+
+@pytest.fixture
+def tiny_splits() -> DatasetSplits:
+    views, labels = make_views(24)
+    data = MultiViewData(views, labels, "tiny")
+    return DatasetSplits(
+        train=data.subset(torch.arange(16), "tiny/train"),
+        test=data.subset(torch.arange(16, 24), "tiny/test"),
+        num_classes=2,
+        name="tiny",
+    )
