@@ -17,7 +17,7 @@ from torch import Tensor
 
 from mrdd.config import RunConfig
 from mrdd.models import MRDD, Codes, ConsistencyModel
-from mrdd.train.checkpoint import CheckpointError, load_checkpoint
+from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 
 
 def build_model(
@@ -76,8 +76,9 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedMode
     """Load the most complete model of a run directory (``mrdd.pt``, else ``consistency.pt``)."""
     run_dir = Path(run_dir)
     for name, kind in (("mrdd.pt", "mrdd"), ("consistency.pt", "consistency")):
-        if (run_dir / name).is_file():
-            payload = load_checkpoint(run_dir / name, kind=kind)
+        path = run_dir / name
+        if path.is_file():
+            payload = load_checkpoint(path, kind=kind)
             break
     else:
         raise CheckpointError(
@@ -86,6 +87,6 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedMode
     config = RunConfig.from_dict(payload["config"])
     shapes = [tuple(s) for s in payload["view_shapes"]]
     model = build_model(config, shapes, kind)
-    model.load_state_dict(payload["state_dict"])
+    load_state(model, payload["state_dict"], str(path))
     model.to(device).eval()
     return TrainedModel(config, shapes, model, int(config.dataset.get("best_view", 0)))

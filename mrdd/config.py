@@ -94,6 +94,12 @@ class TrainConfig:
     CUDA and fp32 on CPU. ``scheduler``: ``cosine`` anneals every optimiser's
     learning rate to 0 over the stage's steps after ``warmup_epochs`` of linear
     warm-up (a single cycle, no restarts); ``constant`` keeps it fixed.
+
+    ``ckpt_every``: every that many epochs (and after the last one) each stage saves a
+    resumable state to the run directory, so ``scripts/train.py resume=<run_dir>`` loses at
+    most that many epochs. ``skip_nonfinite``: a step whose loss or gradient is NaN/inf is
+    skipped (its update not applied) and counted, instead of stopping the run; skipping
+    costs one host-device sync per update.
     """
 
     epochs: int = 20
@@ -112,9 +118,20 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     log_every: int = 10
+    ckpt_every: int = 1
+    skip_nonfinite: bool = False
 
     def validate(self) -> None:
-        _positive(self, "epochs", "batch_size", "lr", "club_lr", "mask_patch_size", "log_every")
+        _positive(
+            self,
+            "epochs",
+            "batch_size",
+            "lr",
+            "club_lr",
+            "mask_patch_size",
+            "log_every",
+            "ckpt_every",
+        )
         _non_negative(self, "weight_decay", "warmup_epochs")
         for name in ("disentangle_epochs", "disentangle_batch_size", "grad_clip"):
             value = getattr(self, name)

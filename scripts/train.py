@@ -5,11 +5,18 @@ python scripts/train.py model.c_dim=10 train.mask_ratio=0.8 train.epochs=50 seed
 python scripts/train.py stage=consistency
 python scripts/train.py stage=disentangle consistency_ckpt=outputs/<run>/consistency.pt
 python scripts/train.py experiment=paper_edge_mnist
+python scripts/train.py resume=outputs/<run>              # continue a stopped run
+
+``resume=<run_dir>`` takes no other arguments: the run continues with the config saved
+in its directory and writes into it. User errors (config, data, checkpoint) print one
+``error: ...`` line and exit with status 2; a run stopped by NaN/inf exits with status 1.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,19 +24,46 @@ from omegaconf import DictConfig, OmegaConf
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DataError
-from mrdd.train import CheckpointError, run
+from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
-@hydra.main(config_path="../configs", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _guarded(job: Callable[[], object]) -> None:
+    """Run ``job``; print a user error or a numerical fault as one line and exit non-zero."""
     try:
-        config = RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
-        run(config, HydraConfig.get().runtime.output_dir)
+        job()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+@hydra.main(config_path="../configs", config_name="config", version_base="1.3")
+def train(cfg: DictConfig) -> None:
+    output_dir = HydraConfig.get().runtime.output_dir
+    _guarded(
+        lambda: run(RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True)), output_dir)
+    )
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    run_dirs = [a.removeprefix("resume=") for a in args if a.startswith("resume=")]
+    if not run_dirs:
+        train()
+        return
+    if len(args) != 1 or not run_dirs[0]:
+        print(
+            "error: resume=<run_dir> continues a run with the config saved in that directory; "
+            f"it takes no other arguments (got {' '.join(args)}).",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    _guarded(lambda: resume(run_dirs[0]))
 
 
 if __name__ == "__main__":

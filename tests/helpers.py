@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -15,3 +16,40 @@ def make_views(
     base[labels == 1, :, : size // 2] += 0.6
     edge = (base - base.roll(1, dims=-1)).abs()
     return [base.clamp(0, 1), edge.clamp(0, 1)], labels
+
+
+def write_image_npz(path, n: int = 48, size: int = 8, **arrays) -> None:
+    """An ``npz`` dataset of :func:`make_views`' two image views; ``arrays`` replace or add
+    arrays (``None`` removes one), to write malformed files."""
+    views, labels = make_views(n, size)
+    content = {"view_0": views[0].numpy(), "view_1": views[1].numpy(), "labels": labels.numpy()}
+    content.update(arrays)
+    np.savez(path, **{k: v for k, v in content.items() if v is not None})
+
+
+def tiny_run_dict(npz_path, **sections) -> dict:
+    """A tiny two-stage run on an ``npz`` file, as the plain dict a config file gives;
+    ``sections`` update its sections (``train={...}``) or set top-level keys."""
+    config = {
+        "dataset": {"name": "npz", "path": str(npz_path)},
+        "model": {
+            "c_dim": 4,
+            "v_dim": 3,
+            "backbone": {
+                "base_width": 4,
+                "channel_mults": [1, 2],
+                "num_blocks": 1,
+                "latent_channels": 2,
+            },
+            "club_hidden": 16,
+        },
+        "train": {"epochs": 2, "batch_size": 8, "log_every": 2},
+        "eval": {"n_seeds": 2, "num_figure_samples": 4},
+        "device": "cpu",
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    return config

@@ -1,8 +1,9 @@
 """Checkpoints: atomic writes, safe loading, and refusal of mismatched settings.
 
 A checkpoint is a plain dict (loadable with ``weights_only=True``): the run's
-resolved config, the view shapes, and the model's state dict. A stage-2 run
-refuses a stage-1 checkpoint whose settings differ from its own, naming them.
+resolved config, the view shapes, and the model's state dict (plus, for the
+resume states of :mod:`mrdd.train.state`, optimisers, schedulers and RNG).
+A run refuses a checkpoint whose settings differ from its own, naming them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 import mrdd
-from mrdd.config import ConfigError, RunConfig
+from mrdd.config import RunConfig
 
 FORMAT_VERSION = 1
 
@@ -88,31 +89,71 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     return payload
 
 
-def _consistency_settings(config: dict[str, Any], view_shapes: list) -> dict[str, Any]:
-    """The settings that determine the consistency model's architecture and meaning."""
-    model = config["model"]
-    return {
-        "dataset.name": config["dataset"]["name"],
-        "view_shapes": [list(s) for s in view_shapes],
-        "model.c_dim": model["c_dim"],
-        **{f"model.backbone.{k}": v for k, v in model["backbone"].items()},
-    }
+#: The settings that fix a model checkpoint's architecture and meaning, by kind (keys and
+#: key prefixes of the flattened config). Resume states compare every setting instead:
+#: they may only continue the run that wrote them.
+_MODEL_SETTINGS = {
+    "consistency": ("dataset.name", "model.c_dim", "model.backbone."),
+    "mrdd": ("dataset.name", "model.c_dim", "model.v_dim", "model.club_hidden", "model.backbone."),
+}
+
+_ADVICE = {
+    "consistency": "Use the dataset and model settings of the stage-1 run, or retrain stage 1.",
+    "mrdd": "Rebuild the model from the checkpoint's own config (mrdd.load(run_dir)).",
+}
+_STATE_ADVICE = (
+    "A resume state only continues the run that wrote it: start a new run instead, or "
+    "delete the state file to restart that stage."
+)
 
 
-def check_consistency_compatible(
-    payload: dict[str, Any], config: RunConfig, view_shapes: list[tuple[int, ...]]
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
+    """The settings a checkpoint of ``kind`` and the run that loads it must agree on."""
+    flat = _flatten(config)
+    prefixes = _MODEL_SETTINGS.get(kind)
+    if prefixes is not None:
+        flat = {k: v for k, v in flat.items() if k.startswith(prefixes)}
+    return {"view_shapes": [list(s) for s in view_shapes], **flat}
+
+
+def check_compatible(
+    payload: dict[str, Any], config: RunConfig, view_shapes: list[tuple[int, ...]], where: str
 ) -> None:
-    """Refuse a stage-1 checkpoint trained with other settings than this run's."""
-    saved = _consistency_settings(payload["config"], payload["view_shapes"])
-    wanted = _consistency_settings(config.to_dict(), view_shapes)
+    """Refuse a checkpoint (read from ``where``) written with other settings than this run's,
+    naming every setting that differs."""
+    kind = payload["kind"]
+    saved = compared_settings(payload["config"], payload["view_shapes"], kind)
+    wanted = compared_settings(config.to_dict(), view_shapes, kind)
+    absent = object()
     diffs = [
-        f"{k}: checkpoint {saved[k]!r} vs this run {wanted[k]!r}"
-        for k in wanted
-        if saved.get(k) != wanted[k]
+        f"{k} (checkpoint {saved.get(k, '<unset>')!r}, this run {wanted.get(k, '<unset>')!r})"
+        for k in sorted(saved.keys() | wanted.keys())
+        if saved.get(k, absent) != wanted.get(k, absent)
     ]
     if diffs:
-        raise ConfigError(
-            "The stage-1 checkpoint does not match this run's settings:\n  "
-            + "\n  ".join(diffs)
-            + "\nUse the same dataset and model settings as the stage-1 run, or retrain stage 1."
+        raise CheckpointError(
+            f"{where} was written with other settings than this run: {'; '.join(diffs)}. "
+            + _ADVICE.get(kind, _STATE_ADVICE)
         )
+
+
+def load_state(module: nn.Module | Any, state: dict[str, Any], where: str) -> None:
+    """``module.load_state_dict(state)`` (a model, optimiser or scheduler), turning a
+    mismatch into a :class:`CheckpointError` that names the file."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"{where} does not fit the {type(module).__name__} of this run ({err}). The file "
+            "belongs to another model or version; re-run the stage that wrote it."
+        ) from err

@@ -1,8 +1,13 @@
-"""The training loop shared by both stages: epochs, schedule, progress bar, logging.
+"""The training loop shared by both stages: epochs, schedule, progress bar, logging,
+non-finite checks and resumable checkpoints.
 
 Loss values stay on the device and are summed there; the host reads them only
 every ``log_every`` steps and at the end of an epoch, so the step itself never
-waits for the device.
+waits for the device. NaN/inf values are watched the same way: the first faulty
+step and its values are remembered on the device and looked at on those reads,
+always before an epoch's state is saved, so a checkpoint never holds a faulty
+update. (With ``train.skip_nonfinite`` faulty steps are skipped instead, at the
+price of one sync per update.)
 """
 
 from __future__ import annotations
@@ -12,34 +17,143 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
 from mrdd.config import TrainConfig
 from mrdd.data import BatchLoader
 from mrdd.train.stages import Stage, lr_lambda
+from mrdd.train.state import Progress, StageCheckpoint
 
 log = logging.getLogger("mrdd")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or infinite; training stopped."""
+    """A loss term or gradient norm became NaN or infinite; training stopped."""
 
 
-def _means(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
-    values = torch.stack(list(sums.values())).div(count).tolist()
-    return dict(zip(sums, values, strict=True))
+class _FaultWatch:
+    """The first step whose loss terms or gradient norms were not all finite, and those
+    values, kept on the device so that watching costs no host sync."""
 
+    def __init__(
+        self,
+        stage_name: str,
+        steps_per_epoch: int,
+        checkpoint: StageCheckpoint | None,
+        device: torch.device,
+    ) -> None:
+        self.stage_name = stage_name
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint = checkpoint
+        self.step = torch.tensor(-1, device=device)
+        self.values: Tensor | None = None
 
-def _check_finite(terms: dict[str, float], stage: str, epoch: int, step: int) -> None:
-    bad = {k: v for k, v in terms.items() if not torch.isfinite(torch.tensor(v))}
-    if bad:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+    def observe(self, values: Tensor, step: int) -> None:
+        first = ~torch.isfinite(values).all() & (self.step < 0)
+        self.step = torch.where(first, step, self.step)
+        self.values = values if self.values is None else torch.where(first, values, self.values)
+
+    def raise_if_faulty(self, names: list[str]) -> None:
+        step = int(self.step)
+        if step < 0:
+            return
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, self.values.tolist(), strict=True))
+        if self.checkpoint is None:
+            last = "none (checkpointing is off)"
+        else:
+            last = self.checkpoint.last_saved or "none yet in this stage"
         raise NonFiniteLossError(
-            f"{stage}: non-finite loss terms {sorted(bad)} at epoch {epoch + 1}, step {step} "
-            f"(running means: {shown}). Lower train.lr, set train.grad_clip, or check the "
-            "input data for extreme values."
+            f"{self.stage_name}: non-finite loss or gradient at step {step} (epoch "
+            f"{(step - 1) // self.steps_per_epoch + 1}): {shown}. Training stopped; the last "
+            f"good checkpoint, {last}, is left intact. Lower train.lr, set train.grad_clip, "
+            "check the data for extreme values, or set train.skip_nonfinite=true to skip "
+            "such steps."
         )
+
+
+def _means(names: list[str], sums: Tensor, count: int) -> dict[str, float]:
+    return dict(zip(names, sums.div(count).tolist(), strict=True))
+
+
+def _train_epoch(
+    stage: Stage,
+    loader: BatchLoader,
+    epoch: int,
+    epochs: int,
+    schedulers: list[LRScheduler],
+    cfg: TrainConfig,
+    device: torch.device,
+    watch: _FaultWatch,
+    progress: Progress,
+    show_progress: bool,
+) -> dict[str, float]:
+    """One epoch; returns its record (mean of every term over the applied steps)."""
+    loader.set_epoch(epoch)
+    stage.model.train()
+    names: list[str] = []
+    sums: Tensor | None = None
+    count = skipped = 0
+    start = time.perf_counter()
+    bar = tqdm(
+        loader,
+        desc=f"{stage.name} {epoch + 1}/{epochs}",
+        leave=False,
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+    for views, _ in bar:
+        views = [x.to(device, non_blocking=True) for x in views]
+        terms = stage.step(views)
+        for scheduler in schedulers:
+            scheduler.step()
+        progress.step += 1
+        names = names or list(terms)
+        values = torch.stack([v.float() for v in terms.values()])
+        if cfg.skip_nonfinite:
+            if not torch.isfinite(values).all().item():
+                skipped += 1
+                log.warning(
+                    "%s: skipped non-finite step %d (%s)",
+                    stage.name,
+                    progress.step,
+                    ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values.tolist(), strict=True)),
+                )
+                continue
+        else:
+            watch.observe(values, progress.step)
+        sums = values if sums is None else sums + values
+        count += 1
+        if count % cfg.log_every == 0:
+            watch.raise_if_faulty(names)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in _means(names, sums, count).items()})
+    watch.raise_if_faulty(names)
+    if sums is None:
+        raise NonFiniteLossError(
+            f"{stage.name}: every step of epoch {epoch + 1} was non-finite and skipped. Lower "
+            "train.lr, set train.grad_clip, or check the data for extreme values."
+        )
+    seconds = time.perf_counter() - start
+    record = _means(names, sums, count)
+    record.update(
+        epoch=epoch + 1,
+        seconds=seconds,
+        samples_per_s=(count + skipped) * loader.batch_size / seconds,
+        lr=schedulers[0].get_last_lr()[0],
+        skipped_steps=skipped,
+    )
+    log.info(
+        "%s epoch %d/%d  %s  (%.1f s, %.0f samples/s%s)",
+        stage.name,
+        epoch + 1,
+        epochs,
+        "  ".join(f"{k}={record[k]:.4g}" for k in names),
+        seconds,
+        record["samples_per_s"],
+        f", {skipped} non-finite steps skipped" if skipped else "",
+    )
+    return record
 
 
 def fit(
@@ -51,60 +165,34 @@ def fit(
     *,
     show_progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint: StageCheckpoint | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``stage`` for ``epochs`` epochs; return one record of mean loss terms per epoch."""
-    steps = epochs * len(loader)
-    warmup = cfg.warmup_epochs * len(loader)
-    schedulers = [
-        LambdaLR(opt, lr_lambda(cfg.scheduler, steps, warmup)) for opt in stage.optimizers
+    """Train ``stage`` for ``epochs`` epochs; return one record of mean loss terms per epoch.
+
+    With ``checkpoint``, the stage's resumable state is saved every ``checkpoint.every``
+    epochs and after the last one; if the checkpoint resumes a run, training continues
+    after its saved epoch and the returned history includes the restored epochs.
+    """
+    steps_per_epoch = len(loader)
+    schedulers: list[LRScheduler] = [
+        LambdaLR(
+            opt,
+            lr_lambda(cfg.scheduler, epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch),
+        )
+        for opt in stage.optimizers
     ]
-    history: list[dict[str, float]] = []
-    global_step = 0
-    for epoch in range(epochs):
-        loader.set_epoch(epoch)
-        stage.model.train()
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
-        start = time.perf_counter()
-        bar = tqdm(
-            loader,
-            desc=f"{stage.name} {epoch + 1}/{epochs}",
-            leave=False,
-            disable=not show_progress,
-            dynamic_ncols=True,
+    progress = checkpoint.restore(stage, schedulers) if checkpoint is not None else Progress()
+    if progress.epoch:
+        log.info("%s: resumed from %s", stage.name, checkpoint.last_saved)
+    watch = _FaultWatch(stage.name, steps_per_epoch, checkpoint, device)
+    for epoch in range(progress.epoch, epochs):
+        record = _train_epoch(
+            stage, loader, epoch, epochs, schedulers, cfg, device, watch, progress, show_progress
         )
-        for views, _ in bar:
-            views = [x.to(device, non_blocking=True) for x in views]
-            terms = stage.step(views)
-            for scheduler in schedulers:
-                scheduler.step()
-            for k, v in terms.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-            count += 1
-            global_step += 1
-            if count % cfg.log_every == 0:
-                running = _means(sums, count)
-                _check_finite(running, stage.name, epoch, global_step)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()})
-        record = _means(sums, count)
-        _check_finite(record, stage.name, epoch, global_step)
-        seconds = time.perf_counter() - start
-        record.update(
-            epoch=epoch + 1,
-            seconds=seconds,
-            samples_per_s=count * loader.batch_size / seconds,
-            lr=schedulers[0].get_last_lr()[0],
-        )
-        history.append(record)
-        log.info(
-            "%s epoch %d/%d  %s  (%.1f s, %.0f samples/s)",
-            stage.name,
-            epoch + 1,
-            epochs,
-            "  ".join(f"{k}={record[k]:.4g}" for k in sums),
-            seconds,
-            record["samples_per_s"],
-        )
+        progress.epoch = epoch + 1
+        progress.history.append(record)
+        if checkpoint is not None and checkpoint.due(progress.epoch, epochs):
+            checkpoint.save(stage, schedulers, progress)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
-    return history
+    return progress.history

@@ -21,9 +21,29 @@ def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torc
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
 
 
-def _clip(params: list[nn.Parameter], max_norm: float | None) -> None:
-    if max_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
+def _update(
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor,
+    params: list[nn.Parameter],
+    cfg: TrainConfig,
+) -> Tensor:
+    """Backward ``loss`` into ``params`` only, clip, step; return the gradient norm.
+
+    The norm (before clipping) is returned so the loop can watch it for NaN/inf without a
+    host sync. With ``skip_nonfinite`` the update is not applied when the loss or the norm
+    is not finite; deciding that needs the value on the host (one sync per update).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    grads = [p.grad for p in params if p.grad is not None]
+    if cfg.grad_clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm(grads)
+    if cfg.skip_nonfinite and not torch.isfinite(loss.detach() + norm).item():
+        return norm
+    optimizer.step()
+    return norm
 
 
 class Stage:
@@ -34,7 +54,8 @@ class Stage:
     optimizers: list[torch.optim.Optimizer]
 
     def step(self, views: list[Tensor]) -> dict[str, Tensor]:
-        """Run one update on a batch; return the loss terms (detached, on device)."""
+        """Run one update on a batch; return the loss terms and gradient norms (detached,
+        on device). A step whose values are not all finite is a faulty step for the loop."""
         raise NotImplementedError
 
 
@@ -64,10 +85,7 @@ class ConsistencyStage(Stage):
             out = self.net(masked)
         terms = consistency_loss(out, views, self.model_cfg.alpha, self.model_cfg.beta_c)
         (optimizer,) = self.optimizers
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        _clip(self.params, cfg.grad_clip)
-        optimizer.step()
+        terms["grad_norm"] = _update(optimizer, terms["loss"], self.params, cfg)
         return {k: v.detach() for k, v in terms.items()}
 
 
@@ -77,6 +95,8 @@ class DisentangleStage(Stage):
     1. The CLUB estimators maximise ``log q_θ(c | s_v)`` on true pairs, ``s_v`` detached.
     2. The view models minimise ``recon + β_s·KL + λ·I_CLUB`` with θ fixed: the
        backward pass is restricted to the view models' parameters.
+    Each update is guarded on its own: with ``skip_nonfinite``, a non-finite estimator
+    update is skipped without skipping a finite view-model update, and vice versa.
     The consistency model is frozen and only provides ``c = μ_c`` without autograd.
     """
 
@@ -110,18 +130,12 @@ class DisentangleStage(Stage):
         s = [out.s.detach().float() for out in outputs]
 
         estimator_loss = -self.estimator_net(s, c)
-        estimator_opt.zero_grad(set_to_none=True)
-        estimator_loss.backward()
-        _clip(self.estimator_params, cfg.grad_clip)
-        estimator_opt.step()
+        club_grad_norm = _update(estimator_opt, estimator_loss, self.estimator_params, cfg)
 
         terms = view_model_loss(self.model, outputs, views, c)
-        view_opt.zero_grad(set_to_none=True)
-        terms["loss"].backward(inputs=self.view_params)
-        _clip(self.view_params, cfg.grad_clip)
-        view_opt.step()
-
+        terms["grad_norm"] = _update(view_opt, terms["loss"], self.view_params, cfg)
         terms["club_nll"] = estimator_loss
+        terms["club_grad_norm"] = club_grad_norm
         return {k: v.detach() for k, v in terms.items()}
 
 

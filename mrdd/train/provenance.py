@@ -1,0 +1,54 @@
+"""What made a run's numbers: package and git versions, torch/CUDA, the device.
+
+Written into every run directory (``run_info.json`` at the start, ``metrics.json`` at the
+end), so any number can be traced to the code and machine that produced it.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mrdd
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command run in the package's source tree (``None`` without git or
+    outside a checkout, e.g. for an installed wheel)."""
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=Path(mrdd.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def git_record() -> dict[str, Any]:
+    """The commit of the mrdd source tree and whether tracked files differ from it."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def environment_record(device: torch.device) -> dict[str, Any]:
+    """Package and git versions, torch, CUDA, device, Python."""
+    return {
+        "mrdd_version": mrdd.__version__,
+        **git_record(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }

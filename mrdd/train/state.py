@@ -1,0 +1,127 @@
+"""Resumable stage states: what :func:`mrdd.train.loop.fit` needs to continue a stage exactly.
+
+A state file (``<stage>_state.pt`` in the run directory) holds the model, every
+optimiser and LR scheduler, the RNG states (Python, NumPy, torch CPU and CUDA), the
+number of finished epochs and steps, and the epoch history so far. It is written
+atomically, at epoch ends only: the loader's permutation is seeded per epoch and
+masking and sampling draw from torch's global RNG, so restoring the RNG at an epoch
+boundary makes the rest of the stage identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+import mrdd
+from mrdd.config import RunConfig
+from mrdd.train.checkpoint import (
+    FORMAT_VERSION,
+    atomic_torch_save,
+    check_compatible,
+    load_checkpoint,
+    load_state,
+)
+from mrdd.train.stages import Stage
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG a training step may draw from, as tensors and plain values
+    (so the state loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured (CUDA generators of the devices present)."""
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+
+
+@dataclass
+class Progress:
+    """How far a stage got: finished epochs, optimiser steps, one record per epoch."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class StageCheckpoint:
+    """Saves one stage's resumable state to ``path`` and, when resuming, restores it.
+
+    ``every``: save after every that many epochs, and after the last one.
+    ``resume``: restore from ``path`` if it exists (a fresh run overwrites it instead).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        config: RunConfig,
+        view_shapes: list[tuple[int, ...]],
+        every: int,
+        resume: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.view_shapes = [tuple(s) for s in view_shapes]
+        self.every = every
+        self.resume = resume
+        #: Where the last good state is (``None`` until one is saved or restored).
+        self.last_saved: str | None = None
+
+    def due(self, epochs_done: int, epochs: int) -> bool:
+        return epochs_done % self.every == 0 or epochs_done == epochs
+
+    def save(self, stage: Stage, schedulers: list[LRScheduler], progress: Progress) -> None:
+        atomic_torch_save(
+            {
+                "format": FORMAT_VERSION,
+                "kind": f"{stage.name}_state",
+                "mrdd_version": mrdd.__version__,
+                "config": self.config.to_dict(),
+                "view_shapes": [list(s) for s in self.view_shapes],
+                "state_dict": stage.model.state_dict(),
+                "optimizers": [opt.state_dict() for opt in stage.optimizers],
+                "schedulers": [sched.state_dict() for sched in schedulers],
+                "rng": rng_state(),
+                "epoch": progress.epoch,
+                "step": progress.step,
+                "history": progress.history,
+            },
+            self.path,
+        )
+        self.last_saved = f"{self.path} (after epoch {progress.epoch})"
+
+    def restore(self, stage: Stage, schedulers: list[LRScheduler]) -> Progress:
+        """Load the saved state into ``stage`` and ``schedulers``; a fresh start if there
+        is none (or this is not a resumed run)."""
+        if not (self.resume and self.path.is_file()):
+            return Progress()
+        where = str(self.path)
+        payload = load_checkpoint(self.path, kind=f"{stage.name}_state")
+        check_compatible(payload, self.config, self.view_shapes, where)
+        load_state(stage.model, payload["state_dict"], where)
+        for module, state in zip(stage.optimizers, payload["optimizers"], strict=True):
+            load_state(module, state, where)
+        for module, state in zip(schedulers, payload["schedulers"], strict=True):
+            load_state(module, state, where)
+        set_rng_state(payload["rng"])
+        self.last_saved = f"{self.path} (after epoch {payload['epoch']})"
+        return Progress(payload["epoch"], payload["step"], payload["history"])

@@ -1,0 +1,54 @@
+"""Checks of a run's settings against its loaded data, before any training starts.
+
+A config is checked on its own when it is built (:meth:`RunConfig.validate`) and
+every dataset loader checks its files and tensors; what is left are settings that
+are wrong only for a particular dataset, or that would otherwise fail hours into a
+run (a stage-2 batch size, a stage-1 checkpoint read only after stage 1).
+"""
+
+from __future__ import annotations
+
+from mrdd.config import ConfigError, RunConfig
+from mrdd.data import DatasetSplits
+from mrdd.train.checkpoint import check_compatible, load_checkpoint
+
+
+def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
+    """Raise one actionable error for the first setting that cannot work with ``splits``."""
+    trains_stage1 = cfg.stage in ("all", "consistency")
+    trains_stage2 = cfg.stage in ("all", "disentangle")
+    if trains_stage1 and cfg.train.mask_ratio > 0:
+        _check_patch_size(cfg.train.mask_patch_size, splits)
+    n = len(splits.train)
+    batch_sizes = []
+    if trains_stage1:
+        batch_sizes.append(("train.batch_size", cfg.train.batch_size))
+    if trains_stage2:
+        own = cfg.train.disentangle_batch_size is not None
+        key = "train.disentangle_batch_size" if own else "train.batch_size"
+        batch_sizes.append((key, cfg.train.stage2_batch_size))
+    for key, size in batch_sizes:
+        if size > n:
+            raise ConfigError(
+                f"{key}={size} is larger than the {n} training samples of {splits.name}; "
+                "batches drop the incomplete last one, so an epoch would have no batch. "
+                f"Set {key} to at most {n}."
+            )
+    if cfg.stage == "disentangle":
+        payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
+        check_compatible(payload, cfg, splits.view_shapes, str(cfg.consistency_ckpt))
+
+
+def _check_patch_size(patch: int, splits: DatasetSplits) -> None:
+    sides = [side for shape in splits.view_shapes if len(shape) == 3 for side in shape[1:]]
+    bad = [
+        f"view {v} ({shape[1]}×{shape[2]})"
+        for v, shape in enumerate(splits.view_shapes)
+        if len(shape) == 3 and (shape[1] % patch or shape[2] % patch)
+    ]
+    if bad:
+        fits = [p for p in range(1, min(sides) + 1) if all(s % p == 0 for s in sides)]
+        raise ConfigError(
+            f"train.mask_patch_size={patch} does not divide the images of {', '.join(bad)} "
+            f"in {splits.name}; masking cuts images into whole patches. Use one of {fits}."
+        )
