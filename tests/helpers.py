@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -53,3 +57,11 @@ def tiny_run_dict(npz_path, **sections) -> dict:
         else:
             config[key] = value
     return config
+
+
+def run_train_script(monkeypatch, *args: str) -> None:
+    """Run ``scripts/train.py`` with ``args`` in this process, as ``python`` would run it
+    (``monkeypatch``: pytest's fixture, which restores ``sys.argv`` afterwards)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    runpy.run_path(str(script), run_name="__main__")

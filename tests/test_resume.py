@@ -3,7 +3,6 @@ ends (weights, metrics, history), in either stage; RNG states survive a round tr
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_run_dict, write_image_npz
+from helpers import run_train_script, tiny_run_dict, write_image_npz
 
 from mrdd.config import RunConfig
 from mrdd.train import ConsistencyStage, DisentangleStage, atomic_torch_save, resume, run
@@ -23,6 +22,7 @@ from mrdd.train.state import rng_state, set_rng_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMINGS = {"seconds", "samples_per_s"}
+CPU = torch.device("cpu")
 
 #: Runs scripts/train.py in-process, SIGKILLing itself at stage-1 step ``argv[1]``: a kill
 #: with no cleanup at a known point, so the test needs no race against a timer.
@@ -136,13 +136,6 @@ def reference(tmp_path_factory) -> tuple[Path, RunConfig]:
     return tmp / "run", cfg
 
 
-def _train_script():
-    spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("crashing", [ConsistencyStage, DisentangleStage])
 def test_crash_mid_epoch_then_resume_with_the_script(tmp_path, monkeypatch, reference, crashing):
     """A run stopped in epoch 2 of either stage, resumed with ``scripts/train.py
@@ -165,8 +158,7 @@ def test_crash_mid_epoch_then_resume_with_the_script(tmp_path, monkeypatch, refe
     assert (state["epoch"], state["step"]) == (1, 4)
     stage1_saved = (crashed / "consistency_state.pt").stat().st_mtime_ns
 
-    monkeypatch.setattr(sys, "argv", ["train.py", f"resume={crashed}"])
-    _train_script().main()
+    run_train_script(monkeypatch, f"resume={crashed}")
     if crashing is DisentangleStage:  # a finished stage 1 is not trained (nor saved) again
         assert (crashed / "consistency_state.pt").stat().st_mtime_ns == stage1_saved
     assert_same_run(reference_dir, crashed)
@@ -179,12 +171,12 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     random.seed(1)
     np.random.seed(1)
     torch.manual_seed(1)
-    atomic_torch_save(rng_state(), tmp_path / "rng.pt")
+    atomic_torch_save(rng_state(CPU), tmp_path / "rng.pt")
     expected = (random.random(), np.random.rand(3).tolist(), torch.rand(3))
     random.seed(2)
     np.random.seed(2)
     torch.manual_seed(2)
-    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True), CPU)
     drawn = (random.random(), np.random.rand(3).tolist(), torch.rand(3))
     assert drawn[:2] == expected[:2]
     assert torch.equal(drawn[2], expected[2])

@@ -47,11 +47,12 @@ def _update(
 
 
 class Stage:
-    """Base class: ``model`` (what is checkpointed), ``optimizers``, ``step``."""
+    """Base class: ``model`` (what is checkpointed), ``optimizers``, ``step``, on ``device``."""
 
     name: str
     model: nn.Module
     optimizers: list[torch.optim.Optimizer]
+    device: torch.device
 
     def step(self, views: list[Tensor]) -> dict[str, Tensor]:
         """Run one update on a batch; return the loss terms and gradient norms (detached,

@@ -31,27 +31,27 @@ from mrdd.train.checkpoint import (
 from mrdd.train.stages import Stage
 
 
-def rng_state() -> dict[str, Any]:
-    """Every global RNG a training step may draw from, as tensors and plain values
-    (so the state loads with ``weights_only=True``)."""
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Every global RNG a training step on ``device`` may draw from, as tensors and plain
+    values (so the state loads with ``weights_only=True``). Only the generator of the
+    run's own GPU is read: reading all would start a CUDA context on every visible GPU."""
     name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     return {
         "python": random.getstate(),
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured (CUDA generators of the devices present)."""
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` captured (the CUDA generator onto ``device``)."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available():
-        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @dataclass
@@ -100,7 +100,7 @@ class StageCheckpoint:
                 "state_dict": stage.model.state_dict(),
                 "optimizers": [opt.state_dict() for opt in stage.optimizers],
                 "schedulers": [sched.state_dict() for sched in schedulers],
-                "rng": rng_state(),
+                "rng": rng_state(stage.device),
                 "epoch": progress.epoch,
                 "step": progress.step,
                 "history": progress.history,
@@ -122,6 +122,6 @@ class StageCheckpoint:
             load_state(module, state, where)
         for module, state in zip(schedulers, payload["schedulers"], strict=True):
             load_state(module, state, where)
-        set_rng_state(payload["rng"])
+        set_rng_state(payload["rng"], stage.device)
         self.last_saved = f"{self.path} (after epoch {payload['epoch']})"
         return Progress(payload["epoch"], payload["step"], payload["history"])
