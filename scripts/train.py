@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DataError
 from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
+from mrdd.train.run import LOG_FORMAT
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
@@ -62,7 +63,7 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     _guarded(lambda: resume(run_dirs[0]))
 
 

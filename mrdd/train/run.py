@@ -38,13 +38,21 @@ from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
 
 log = logging.getLogger("mrdd")
+#: The line format of train.log (that of Hydra's job log, which may write the same file).
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
-def _attach_log_file(out_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(out_dir / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
+def _attach_log_file(out_dir: Path) -> logging.Handler | None:
+    """Log to ``out_dir/train.log``, unless a handler already writes there (Hydra's job
+    log has that name), which would print every line twice."""
     log.setLevel(logging.INFO)
+    path = (out_dir / "train.log").resolve()
+    for existing in logging.getLogger().handlers:
+        if isinstance(existing, logging.FileHandler) and Path(existing.baseFilename) == path:
+            return None
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log.addHandler(handler)
     return handler
 
 
@@ -233,8 +241,9 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
         log.info("done in %.1f s; files in %s", metrics["seconds"], out_dir)
         return metrics
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
 
 
 def resume(run_dir: str | Path) -> dict[str, Any]:
