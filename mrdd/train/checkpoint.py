@@ -8,10 +8,12 @@ A run refuses a checkpoint whose settings differ from its own, naming them.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -26,20 +28,31 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the run."""
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a temporary file in the same folder, fsync, then rename over ``path``:
+    a reader (or a run killed mid-write) sees the old file or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` that never leaves a partial file behind."""
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON, never leaving a partial file behind."""
+    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
 
 
 def save_model_checkpoint(

@@ -25,6 +25,7 @@ from mrdd.eval import clustering_report, extract_codes, reconstruction_figure
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.checkpoint import (
     CheckpointError,
+    atomic_write_json,
     check_compatible,
     load_checkpoint,
     load_state,
@@ -158,7 +159,7 @@ def evaluate_run(
         "seed": cfg.seed,
         "clustering": clustering,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(metrics, out_dir / "metrics.json")
     _write_reconstructions(model, data, cfg, device, out_dir)
     return metrics
 
@@ -194,7 +195,7 @@ def _record_run_info(out_dir: Path, cfg: RunConfig, device: torch.device, resume
             "config": cfg.to_dict(),
             "resumed": [],
         }
-    path.write_text(json.dumps(info, indent=2))
+    atomic_write_json(info, path)
 
 
 def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
@@ -209,7 +210,7 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
         seed_everything(cfg.seed, cfg.deterministic)
         device = resolve_device(cfg.device)
         if not resume:
-            (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            atomic_write_json(cfg.to_dict(), out_dir / "config.json")
         _record_run_info(out_dir, cfg, device, resume)
         log.info("%s run directory %s, device %s", "resuming" if resume else "new", out_dir, device)
         start = time.perf_counter()
@@ -233,11 +234,11 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
             model, histories["disentangle"] = train_disentangle(
                 cfg, splits, device, out_dir, model, resume=resume
             )
-        (out_dir / "history.json").write_text(json.dumps(histories, indent=2))
+        atomic_write_json(histories, out_dir / "history.json")
         metrics = evaluate_run(model, cfg, splits, device, out_dir)
         metrics["environment"] = environment_record(device)
         metrics["seconds"] = time.perf_counter() - start
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        atomic_write_json(metrics, out_dir / "metrics.json")
         log.info("done in %.1f s; files in %s", metrics["seconds"], out_dir)
         return metrics
     finally:
