@@ -89,7 +89,7 @@ def test_stage_two_refuses_a_checkpoint_with_other_settings(trained_run, tmp_pat
     ckpt = trained_run / "consistency.pt"
     result = _train(tmp_path, "stage=disentangle", f"consistency_ckpt={ckpt}", "model.c_dim=6")
     assert result.returncode == 2
-    assert "model.c_dim: checkpoint 4 vs this run 6" in result.stderr
+    assert "model.c_dim (checkpoint 4, this run 6)" in result.stderr
 
 
 def test_typo_in_an_override_fails_before_training(tmp_path):
