@@ -7,7 +7,15 @@ it with a CLUB mutual-information bound. See ``DESIGN.md`` and the README.
 
 __version__ = "0.1.0"
 
-from mrdd.api import TrainedModel, build_model, load  # noqa: E402
+from mrdd.api import TrainedModel, build_model, evaluate, load  # noqa: E402
 from mrdd.config import ConfigError, RunConfig  # noqa: E402
 
-__all__ = ["ConfigError", "RunConfig", "TrainedModel", "__version__", "build_model", "load"]
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "TrainedModel",
+    "__version__",
+    "build_model",
+    "evaluate",
+    "load",
+]

@@ -4,10 +4,13 @@
 >>> trained = mrdd.load("outputs/2026-11-24/10-00-00")
 >>> codes = trained.encode(views)          # Codes(c, [s_0, s_1, ...])
 >>> reps = trained.representations(views)  # {"C", "S_0", ..., "C+S_best", "C+S_all"}
+>>> metrics = mrdd.evaluate("outputs/2026-11-24/10-00-00", {"eval": {"n_seeds": 3}})
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,13 @@ import torch
 from torch import Tensor
 
 from mrdd.config import RunConfig
+from mrdd.data import load_dataset
+from mrdd.eval.report import evaluate_model
 from mrdd.models import MRDD, Codes, ConsistencyModel
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
+from mrdd.train.device import resolve_device
+from mrdd.train.provenance import environment_record
+from mrdd.train.run import save_metrics
 
 
 def build_model(
@@ -90,3 +98,36 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedMode
     load_state(model, payload["state_dict"], str(path))
     model.to(device).eval()
     return TrainedModel(config, shapes, model, int(config.dataset.get("best_view", 0)))
+
+
+def evaluate(
+    run_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a training run again (what ``scripts/evaluate.py`` calls).
+
+    Loads the run's model and config, applies ``overrides`` (nested, e.g.
+    ``{"eval": {"split": "train"}, "device": "cpu"}``), reloads its dataset and
+    runs :func:`mrdd.eval.report.evaluate_model` — the same evaluation as at the
+    end of training — writing ``metrics.json``, ``metrics.md`` and the figures
+    into ``out_dir`` (default: the run directory). Returns the metrics dict.
+    """
+    run_dir = Path(run_dir)
+    trained = load(run_dir)
+    cfg = trained.config.with_overrides(overrides or {})
+    device = resolve_device(cfg.device)
+    splits = load_dataset(cfg.dataset)
+    if [tuple(s) for s in splits.view_shapes] != trained.view_shapes:
+        raise CheckpointError(
+            f"The dataset {splits.name} has views {splits.view_shapes}, but the model in "
+            f"{run_dir} was trained on {trained.view_shapes}; evaluate it on its own dataset."
+        )
+    history_file = run_dir / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.is_file() else {}
+    out = Path(out_dir) if out_dir is not None else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_model(trained.model.to(device), cfg, splits, device, out, history)
+    metrics["environment"] = environment_record(device)
+    save_metrics(metrics, out)
+    return metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,9 @@ class TrainConfig:
     most that many epochs. ``skip_nonfinite``: a step whose loss or gradient is NaN/inf is
     skipped (its update not applied) and counted, instead of stopping the run; skipping
     costs one host-device sync per update.
+    ``eval_every``: every that many epochs, cluster a fixed test subsample once
+    (``C`` in stage 1, ``C‖S_best`` in stage 2) and log it with the epoch's losses
+    to TensorBoard and ``progress.csv``; 0 turns it off (losses are still logged).
     """
 
     epochs: int = 20
@@ -120,6 +124,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 1
     skip_nonfinite: bool = False
+    eval_every: int = 1
 
     def validate(self) -> None:
         _positive(
@@ -132,7 +137,7 @@ class TrainConfig:
             "log_every",
             "ckpt_every",
         )
-        _non_negative(self, "weight_decay", "warmup_epochs")
+        _non_negative(self, "weight_decay", "warmup_epochs", "eval_every")
         for name in ("disentangle_epochs", "disentangle_batch_size", "grad_clip"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -156,20 +161,45 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation of the learned codes (DESIGN.md section 3).
+    """Evaluation of the learned codes (DESIGN.md section 3) and the run's figures.
 
-    ``split`` is the split whose representations are clustered (``test`` or
-    ``train``); ``n_seeds`` is the number of KMeans runs (each with n_init=10).
+    ``split`` is the split whose representations are clustered and whose redundancy
+    is measured (``test`` or ``train``); classifiers are always fitted on train and
+    scored on test. ``n_seeds`` (R) is the number of repetitions behind every
+    mean ± std: KMeans seeds (each with n_init=10), classifier training subsamples,
+    and held-out splits of the redundancy regressors. ``classifiers`` and
+    ``regressors`` pick the probes (``[]`` skips them). ``figures`` turns the
+    PNG figures on or off; ``num_figure_samples`` is the number of samples per
+    figure row (and the side of the swap grids), ``embedding_samples`` the most
+    points a t-SNE/UMAP plot shows. ``progress_samples`` is the size of the fixed
+    test subsample clustered during training (see ``train.eval_every``).
     """
 
     split: str = "test"
     n_seeds: int = 10
     batch_size: int = 1000
+    classifiers: list[str] = field(default_factory=lambda: ["svm", "linear"])
+    regressors: list[str] = field(default_factory=lambda: ["ridge", "mlp"])
+    figures: bool = True
     num_figure_samples: int = 8
+    embedding_samples: int = 1000
+    progress_samples: int = 1000
 
     def validate(self) -> None:
+        # Imported here: mrdd.eval imports the models, which import this module.
+        from mrdd.eval.metrics import CLASSIFIERS, REGRESSORS
+
         _choice(self, "split", ("train", "test"))
-        _positive(self, "n_seeds", "batch_size", "num_figure_samples")
+        _positive(
+            self,
+            "n_seeds",
+            "batch_size",
+            "num_figure_samples",
+            "embedding_samples",
+            "progress_samples",
+        )
+        _subset(self, "classifiers", CLASSIFIERS)
+        _subset(self, "regressors", REGRESSORS)
 
 
 @dataclass
@@ -217,6 +247,23 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RunConfig:
+        """A validated copy with nested ``overrides`` merged in, e.g. ``{"eval": {"n_seeds": 3}}``.
+
+        Unknown keys fail as in :meth:`from_dict`; sections not named keep their values.
+        """
+        return RunConfig.from_dict(_merge(self.to_dict(), overrides))
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _from_dict(cls: type, data: Any, prefix: str) -> Any:
@@ -283,6 +330,16 @@ def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
     if getattr(obj, name) not in choices:
         raise ConfigError(
             f"{_section(obj)}{name} must be one of {list(choices)}, got {getattr(obj, name)!r}."
+        )
+
+
+def _subset(obj: Any, name: str, choices: tuple[str, ...]) -> None:
+    values = getattr(obj, name)
+    unknown = [v for v in values if v not in choices]
+    if unknown or len(set(values)) != len(values):
+        raise ConfigError(
+            f"{_section(obj)}{name} must list distinct entries of {list(choices)} "
+            f"([] for none), got {values!r}."
         )
 
 

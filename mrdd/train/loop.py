@@ -172,6 +172,8 @@ def fit(
     With ``checkpoint``, the stage's resumable state is saved every ``checkpoint.every``
     epochs and after the last one; if the checkpoint resumes a run, training continues
     after its saved epoch and the returned history includes the restored epochs.
+    ``on_epoch_end(epoch, record)`` runs after every epoch, before its state is saved;
+    entries it adds to ``record`` (e.g. periodic evaluation scores) join the history.
     """
     steps_per_epoch = len(loader)
     schedulers: list[LRScheduler] = [
@@ -191,8 +193,8 @@ def fit(
         )
         progress.epoch = epoch + 1
         progress.history.append(record)
+        if on_epoch_end is not None:  # before saving, so what it adds to the record is kept
+            on_epoch_end(epoch, record)
         if checkpoint is not None and checkpoint.due(progress.epoch, epochs):
             checkpoint.save(stage, schedulers, progress)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
     return progress.history

@@ -3,9 +3,11 @@
 The run directory receives ``config.json`` (the resolved config), ``run_info.json``
 (config, seed, package and git versions, torch/CUDA, device; one entry per resumption),
 ``consistency.pt`` and ``mrdd.pt``, the resumable states ``consistency_state.pt`` and
-``disentangle_state.pt``, ``metrics.json``, ``reconstructions.png``, ``history.json``
-(per-epoch loss terms and throughput) and ``train.log``. :func:`resume` continues a
-stopped run in its own directory with its saved config.
+``disentangle_state.pt``, ``history.json`` (per-epoch loss terms, throughput and
+periodic evaluation), ``progress.csv`` and ``tb/`` (the same, as training goes, see
+:mod:`mrdd.train.monitor`), ``train.log``, and the evaluation of
+:func:`mrdd.eval.report.evaluate_model`: ``metrics.json``, ``metrics.md`` and the
+figures. :func:`resume` continues a stopped run in its own directory with its saved config.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from mrdd.config import RunConfig
 from mrdd.data import BatchLoader, DatasetSplits, load_dataset
-from mrdd.eval import clustering_report, extract_codes, reconstruction_figure
+from mrdd.eval.report import evaluate_model, metrics_markdown
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.checkpoint import (
     CheckpointError,
@@ -33,6 +35,7 @@ from mrdd.train.checkpoint import (
 )
 from mrdd.train.device import resolve_device, seed_everything
 from mrdd.train.loop import fit
+from mrdd.train.monitor import TrainingMonitor
 from mrdd.train.provenance import environment_record
 from mrdd.train.stages import ConsistencyStage, DisentangleStage
 from mrdd.train.state import StageCheckpoint
@@ -82,6 +85,7 @@ def train_consistency(
     out_dir: Path,
     *,
     resume: bool = False,
+    monitor: TrainingMonitor | None = None,
 ) -> tuple[ConsistencyModel, list[dict[str, float]]]:
     """Stage 1 (MCP); saves ``consistency.pt``; returns the model and its epoch history.
 
@@ -92,7 +96,15 @@ def train_consistency(
     loader = _loader(splits.train, cfg.train.batch_size, cfg)
     log.info("stage 1 (consistency): %d epochs of %d steps", cfg.train.epochs, len(loader))
     checkpoint = _checkpoint(out_dir, stage.name, cfg, splits, resume)
-    history = fit(stage, loader, cfg.train.epochs, cfg.train, device, checkpoint=checkpoint)
+    history = fit(
+        stage,
+        loader,
+        cfg.train.epochs,
+        cfg.train,
+        device,
+        checkpoint=checkpoint,
+        on_epoch_end=monitor.callback(stage.name, model) if monitor else None,
+    )
     save_model_checkpoint(
         out_dir / "consistency.pt", "consistency", model, cfg, splits.view_shapes, history
     )
@@ -117,6 +129,7 @@ def train_disentangle(
     consistency: ConsistencyModel | None,
     *,
     resume: bool = False,
+    monitor: TrainingMonitor | None = None,
 ) -> tuple[MRDD, list[dict[str, float]]]:
     """Stage 2 (DD) on top of a frozen stage-1 model; saves ``mrdd.pt``.
 
@@ -132,48 +145,23 @@ def train_disentangle(
     epochs = cfg.train.stage2_epochs
     log.info("stage 2 (disentangle): %d epochs of %d steps", epochs, len(loader))
     checkpoint = _checkpoint(out_dir, stage.name, cfg, splits, resume)
-    history = fit(stage, loader, epochs, cfg.train, device, checkpoint=checkpoint)
+    history = fit(
+        stage,
+        loader,
+        epochs,
+        cfg.train,
+        device,
+        checkpoint=checkpoint,
+        on_epoch_end=monitor.callback(stage.name, model) if monitor else None,
+    )
     save_model_checkpoint(out_dir / "mrdd.pt", "mrdd", model, cfg, splits.view_shapes, history)
     return model, history
 
 
-def evaluate_run(
-    model: MRDD | ConsistencyModel,
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    device: torch.device,
-    out_dir: Path,
-) -> dict[str, Any]:
-    """Cluster every representation of the configured split; write ``metrics.json``
-    and the reconstruction figure."""
-    data = splits.split(cfg.eval.split)
-    codes = extract_codes(model, data, cfg.eval.batch_size, device)
-    reps = codes.as_dict(splits.best_view) if codes.s else {"C": codes.c}
-    clustering = clustering_report(
-        reps, data.labels, splits.num_classes, cfg.eval.split, cfg.eval.n_seeds, cfg.seed
-    )
-    metrics = {
-        "dataset": splits.name,
-        "stage": cfg.stage,
-        "best_view": splits.best_view,
-        "seed": cfg.seed,
-        "clustering": clustering,
-    }
+def save_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
+    """``metrics.json`` (written atomically) and its human-readable twin ``metrics.md``."""
     atomic_write_json(metrics, out_dir / "metrics.json")
-    _write_reconstructions(model, data, cfg, device, out_dir)
-    return metrics
-
-
-@torch.no_grad()
-def _write_reconstructions(model, data, cfg: RunConfig, device, out_dir: Path) -> None:
-    n = min(cfg.eval.num_figure_samples, len(data))
-    views = [x[:n].to(device) for x in data.views]
-    model.eval()
-    consistency = model.consistency if isinstance(model, MRDD) else model
-    rows = {"original": views, "stage 1 (from c)": consistency(views).reconstructions}
-    if isinstance(model, MRDD):
-        rows["stage 2 ([s_v, c])"] = model.reconstruct(views)
-    reconstruction_figure(rows, out_dir / "reconstructions.png")
+    (out_dir / "metrics.md").write_text(metrics_markdown(metrics))
 
 
 def _now() -> str:
@@ -226,19 +214,33 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
         splits.train = splits.train.to(device)
         model: MRDD | ConsistencyModel | None = None
         histories = {}
-        if cfg.stage in ("all", "consistency"):
-            model, histories["consistency"] = train_consistency(
-                cfg, splits, device, out_dir, resume=resume
-            )
-        if cfg.stage in ("all", "disentangle"):
-            model, histories["disentangle"] = train_disentangle(
-                cfg, splits, device, out_dir, model, resume=resume
-            )
+        monitor = TrainingMonitor(
+            out_dir,
+            splits,
+            cfg.train.eval_every,
+            cfg.eval.progress_samples,
+            cfg.eval.batch_size,
+            device,
+            cfg.seed,
+            resume=resume,
+        )
+        try:
+            if cfg.stage in ("all", "consistency"):
+                model, histories["consistency"] = train_consistency(
+                    cfg, splits, device, out_dir, resume=resume, monitor=monitor
+                )
+            if cfg.stage in ("all", "disentangle"):
+                model, histories["disentangle"] = train_disentangle(
+                    cfg, splits, device, out_dir, model, resume=resume, monitor=monitor
+                )
+        finally:
+            monitor.close()
         atomic_write_json(histories, out_dir / "history.json")
-        metrics = evaluate_run(model, cfg, splits, device, out_dir)
+        metrics = evaluate_model(model, cfg, splits, device, out_dir, histories)
         metrics["environment"] = environment_record(device)
         metrics["seconds"] = time.perf_counter() - start
-        atomic_write_json(metrics, out_dir / "metrics.json")
+        save_metrics(metrics, out_dir)
+        log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
         log.info("done in %.1f s; files in %s", metrics["seconds"], out_dir)
         return metrics
     finally:

@@ -1,0 +1,198 @@
+"""The figures of a trained run: decode its codes into pictures (drawn by mrdd.eval.figures).
+
+* ``reconstructions.png``: originals, masked inputs, stage 1 from the masked and
+  from the unmasked input, and stage 2 from ``[s_v, c]``, per view.
+* ``swap_view{v}.png``: ``decode_v(s_v of sample i, c of sample j)`` over an
+  n×n grid — what the view-specific code holds (style) versus the consistent
+  code (content).
+* ``samples_view{v}.png``: ``c ~ N(0, I)`` with each sample's ``s_v`` fixed, and
+  ``s_v ~ N(0, I)`` with each sample's ``c`` fixed.
+* ``tsne.png`` (and ``umap.png`` when ``umap-learn`` is installed): 2-D embeddings
+  of ``C`` and ``C‖S_best`` coloured by label.
+* ``curves.png``: every logged loss term and the periodic evaluation per epoch.
+
+Swap grids and samples need image views; vector views are skipped with a note
+in the log (their reconstructions are drawn as line plots).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.manifold import TSNE
+from torch import Tensor
+
+from mrdd.config import RunConfig
+from mrdd.data import MultiViewData
+from mrdd.eval.figures import (
+    curves_figure,
+    embedding_figure,
+    image_grids_figure,
+    reconstruction_figure,
+)
+from mrdd.models import MRDD, ConsistencyModel, mask_views
+
+log = logging.getLogger("mrdd")
+
+
+def figure_indices(labels: Tensor, n: int) -> Tensor:
+    """``n`` sample indices that cycle through the classes (first unused sample of each),
+    so that a grid shows as many different classes as it can."""
+    labels = labels.cpu()
+    per_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < min(n, len(labels)):
+        for idx in per_class:
+            if depth < len(idx) and len(chosen) < n:
+                chosen.append(int(idx[depth]))
+        depth += 1
+    return torch.tensor(chosen)
+
+
+def _first_stage(model: MRDD | ConsistencyModel) -> ConsistencyModel:
+    return model.consistency if isinstance(model, MRDD) else model
+
+
+@torch.no_grad()
+def reconstruction_rows(
+    model: MRDD | ConsistencyModel, views: list[Tensor], cfg: RunConfig
+) -> dict[str, list[Tensor]]:
+    """Rows of the reconstruction figure for a batch of views (model in eval mode).
+
+    The masked input uses the run's ``mask_ratio`` and ``mask_patch_size`` with a
+    generator seeded by ``cfg.seed``, so the figure is reproducible.
+    """
+    consistency = _first_stage(model)
+    generator = torch.Generator(views[0].device).manual_seed(cfg.seed)
+    masked = mask_views(views, cfg.train.mask_ratio, cfg.train.mask_patch_size, generator)
+    rows = {
+        "original": views,
+        f"masked ({cfg.train.mask_ratio:g})": masked,
+        "stage 1, masked input": consistency(masked).reconstructions,
+        "stage 1, unmasked input": consistency(views).reconstructions,
+    }
+    if isinstance(model, MRDD):
+        rows["stage 2 ([s_v, c])"] = model.reconstruct(views)
+    return rows
+
+
+@torch.no_grad()
+def swap_grid(model: MRDD, views: list[Tensor], v: int) -> Tensor:
+    """``(n+1)×(n+1)`` images of view ``v``: cell ``(i, j)`` decodes ``[s_v of sample i, c of
+    sample j]``; the top row shows the ``c`` sources, the left column the ``s_v`` sources."""
+    codes = model.encode(views)
+    x, s, c = views[v], codes.s[v], codes.c
+    n = x.shape[0]
+    decoded = model.specific[v].decode(s.repeat_interleave(n, 0), c.repeat(n, 1)).float()
+    body = torch.cat([x.unsqueeze(1), decoded.view(n, n, *x.shape[1:])], dim=1)
+    top = torch.cat([torch.ones_like(x[:1]), x]).unsqueeze(0)
+    return torch.cat([top, body])
+
+
+@torch.no_grad()
+def prior_samples(model: MRDD, views: list[Tensor], v: int, seed: int) -> dict[str, Tensor]:
+    """Two ``n×(n+1)`` grids of view ``v``: the first column is the original; row ``i`` keeps
+    sample i's ``s_v`` (resp. ``c``) and pairs it with ``n`` draws of ``c`` (resp. ``s_v``)
+    from N(0, I), the same draws in every row."""
+    codes = model.encode(views)
+    x, s, c = views[v], codes.s[v], codes.c
+    n = x.shape[0]
+    generator = torch.Generator(x.device).manual_seed(seed)
+    c_prior = torch.randn(n, c.shape[1], generator=generator, device=x.device)
+    s_prior = torch.randn(n, s.shape[1], generator=generator, device=x.device)
+    decode = model.specific[v].decode
+
+    def grid(fixed_s: Tensor, fixed_c: Tensor) -> Tensor:
+        decoded = decode(fixed_s, fixed_c).float().view(n, n, *x.shape[1:])
+        return torch.cat([x.unsqueeze(1), decoded], dim=1)
+
+    return {
+        f"view {v}: s_v fixed per row, c ~ N(0, I)": grid(
+            s.repeat_interleave(n, 0), c_prior.repeat(n, 1)
+        ),
+        f"view {v}: c fixed per row, s_v ~ N(0, I)": grid(
+            s_prior.repeat(n, 1), c.repeat_interleave(n, 0)
+        ),
+    }
+
+
+def embed_2d(features: dict[str, Tensor], seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """2-D t-SNE (and UMAP when importable) of every representation, by method name."""
+    methods = {"t-SNE": _tsne}
+    if importlib.util.find_spec("umap") is not None:
+        methods["UMAP"] = _umap
+    return {
+        method: {name: fn(x.cpu().numpy(), seed) for name, x in features.items()}
+        for method, fn in methods.items()
+    }
+
+
+def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
+    perplexity = min(30.0, (len(x) - 1) / 3)  # must stay below the number of samples
+    return TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+
+
+def _umap(x: np.ndarray, seed: int) -> np.ndarray:
+    import umap
+
+    return umap.UMAP(random_state=seed).fit_transform(x)
+
+
+def write_figures(
+    model: MRDD | ConsistencyModel,
+    data: MultiViewData,
+    representations: dict[str, Tensor],
+    history: dict[str, list[dict[str, float]]],
+    cfg: RunConfig,
+    device: torch.device,
+    out_dir: Path,
+) -> list[str]:
+    """Write every figure of the module docstring that applies; return their file names.
+
+    ``data`` is the evaluated split, ``representations`` its codes by name (``C``,
+    ``C+S_best``, ...), ``history`` the per-stage training records.
+    """
+    model.eval()
+    written = []
+    idx = figure_indices(data.labels, cfg.eval.num_figure_samples)
+    views = [x[idx.to(x.device)].to(device) for x in data.views]
+    reconstruction_figure(reconstruction_rows(model, views, cfg), out_dir / "reconstructions.png")
+    written.append("reconstructions.png")
+
+    if isinstance(model, MRDD):
+        for v, x in enumerate(views):
+            if x.ndim != 4:
+                log.info("view %d holds feature vectors: no swap grid or samples figure", v)
+                continue
+            image_grids_figure(
+                {
+                    f"view {v}: rows s_v of left image, columns c of top image": swap_grid(
+                        model, views, v
+                    )
+                },
+                out_dir / f"swap_view{v}.png",
+            )
+            image_grids_figure(
+                prior_samples(model, views, v, cfg.seed), out_dir / f"samples_view{v}.png"
+            )
+            written += [f"swap_view{v}.png", f"samples_view{v}.png"]
+
+    shown = {k: representations[k] for k in ("C", "C+S_best") if k in representations}
+    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))[
+        : cfg.eval.embedding_samples
+    ]
+    labels = data.labels.cpu()[keep].numpy()
+    for method, points in embed_2d({k: x[keep] for k, x in shown.items()}, cfg.seed).items():
+        name = f"{method.lower().replace('-', '')}.png"
+        embedding_figure(points, labels, method, out_dir / name)
+        written.append(name)
+
+    if any(history.values()):
+        curves_figure(history, out_dir / "curves.png")
+        written.append("curves.png")
+    return written

@@ -1,0 +1,95 @@
+"""What a run reports while it trains: per-epoch losses and a cheap clustering probe.
+
+Every epoch's record (loss terms, learning rate, throughput) goes to TensorBoard
+(``<run_dir>/tb``, one tag per ``<stage>/<term>``) and to ``<run_dir>/progress.csv``.
+Every ``train.eval_every`` epochs the probe clusters a fixed random subsample of
+the test split once (one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best``
+in stage 2 — and adds ``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record,
+so they also land in ``history.json`` and the training-curves figure. The probe
+consumes no torch random numbers, so training is the same with or without it.
+A resumed run keeps the CSV rows of the epochs it does not train again.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from mrdd.data import DatasetSplits
+from mrdd.eval.metrics import evaluate_clustering
+from mrdd.eval.representations import extract_codes
+from mrdd.models import MRDD, ConsistencyModel
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingMonitor:
+    """Logs every epoch of every stage; build once per run, :meth:`close` at the end."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        splits: DatasetSplits,
+        eval_every: int,
+        probe_samples: int,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        resume: bool = False,
+    ) -> None:
+        self.csv_path = Path(out_dir) / "progress.csv"
+        self.writer = SummaryWriter(str(Path(out_dir) / "tb"))
+        self.eval_every = eval_every
+        keep = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(seed))
+        self.probe = splits.test.subset(keep[:probe_samples].sort().values, "progress probe")
+        self.num_classes, self.best_view = splits.num_classes, splits.best_view
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.rows: list[dict[str, str | float]] = []
+        if resume and self.csv_path.is_file():
+            with self.csv_path.open(newline="") as f:
+                self.rows = [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+    def probe_scores(self, model: MRDD | ConsistencyModel) -> dict[str, float]:
+        """One KMeans run on the probe subsample of ``C`` (stage 1) or ``C‖S_best`` (stage 2)."""
+        codes = extract_codes(model, self.probe, self.batch_size, self.device)
+        features = codes.concat([self.best_view]) if codes.s else codes.c
+        scores = evaluate_clustering(
+            features, self.probe.labels, self.num_classes, n_seeds=1, seed=self.seed
+        )
+        return {f"eval_{k}": scores[k]["mean"] for k in ("acc", "nmi", "ari")}
+
+    def callback(self, stage: str, model: MRDD | ConsistencyModel) -> EpochCallback:
+        """The ``on_epoch_end`` of :func:`mrdd.train.fit` for one stage of ``model``."""
+
+        def on_epoch_end(epoch: int, record: dict[str, float]) -> None:
+            if self.eval_every and (epoch + 1) % self.eval_every == 0:
+                record.update(self.probe_scores(model))
+            step = int(record["epoch"])
+            for key, value in record.items():
+                if key != "epoch":
+                    self.writer.add_scalar(f"{stage}/{key}", value, step)
+            self.writer.flush()
+            self.rows = [  # a resumed stage trains again the epochs after its saved state
+                row
+                for row in self.rows
+                if not (row["stage"] == stage and float(row["epoch"]) >= record["epoch"])
+            ]
+            self.rows.append({"stage": stage, **record})
+            self._write_csv()
+
+        return on_epoch_end
+
+    def _write_csv(self) -> None:
+        """Rewrite the whole (small) CSV: stages log different terms, so columns can grow."""
+        columns = list(dict.fromkeys(["stage", "epoch", *(k for row in self.rows for k in row)]))
+        with self.csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def close(self) -> None:
+        self.writer.close()

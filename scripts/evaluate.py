@@ -1,0 +1,48 @@
+"""Evaluate a training run: metrics.json, metrics.md (printed) and the figures.
+
+python scripts/evaluate.py run_dir=outputs/2026-11-24/10-00-00
+python scripts/evaluate.py run_dir=<run> eval.split=train eval.n_seeds=3 out_dir=<run>/eval_train
+python scripts/evaluate.py run_dir=<run> eval.figures=false device=cpu
+
+Any other key=value overrides the run's saved config (the eval block, device, ...).
+Results go into the run directory unless out_dir= is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from omegaconf import OmegaConf
+
+import mrdd
+from mrdd.config import ConfigError
+from mrdd.data import DataError
+from mrdd.eval import metrics_markdown
+from mrdd.train import CheckpointError
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError)
+
+
+def main(argv: list[str]) -> int:
+    args = OmegaConf.to_container(OmegaConf.from_dotlist(argv), resolve=True)
+    run_dir = args.pop("run_dir", None)
+    if run_dir is None:
+        print(
+            "usage: python scripts/evaluate.py run_dir=<training run> [key=value ...]",
+            file=sys.stderr,
+        )
+        return 2
+    out_dir = args.pop("out_dir", None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        metrics = mrdd.evaluate(run_dir, args, out_dir)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(metrics_markdown(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

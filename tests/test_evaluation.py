@@ -1,0 +1,212 @@
+"""The evaluation of a trained run: files, metrics.json schema, figures, script, monitor."""
+
+from __future__ import annotations
+
+import csv
+import json
+import runpy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL
+from helpers import make_views
+from PIL import Image
+
+import mrdd
+from mrdd.config import ConfigError, RunConfig
+from mrdd.eval.evaluate import check_redundancy_size
+from mrdd.models import ConsistencyModel
+from mrdd.train import run
+from mrdd.train.monitor import TrainingMonitor
+
+N_SEEDS = 2
+EPOCHS = 2
+SUMMARY = {"mean", "std", "runs"}
+REPRESENTATIONS = ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
+FIGURES = {
+    # name: (width, height) in pixels; see the size notes in mrdd/eval/figures.py
+    "reconstructions.png": (640, 550),  # 2 views, 5 rows
+    "swap_view0.png": (340, 360),  # 4 samples: a 5×5 grid
+    "swap_view1.png": (340, 360),
+    "samples_view0.png": (640, 300),  # two 4×5 grids
+    "samples_view1.png": (640, 300),
+    "tsne.png": (1020, 450),  # C and C+S_best
+    "curves.png": (1200, 960),  # 4 + 1 and 8 + 1 panels: 4 rows of 4
+}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, dict]:
+    """Both stages, two epochs each, on a 40/16 split of tiny two-view images."""
+    root = tmp_path_factory.mktemp("evaluation")
+    views, labels = make_views(56)
+    np.savez(
+        root / "tiny.npz",
+        view_0=views[0].numpy(),
+        view_1=views[1].numpy(),
+        labels=labels.numpy(),
+        split=(np.arange(56) >= 40).astype(np.int64),
+    )
+    cfg = RunConfig.from_dict(
+        {
+            "dataset": {"name": "npz", "path": str(root / "tiny.npz")},
+            "model": TINY_MODEL,
+            "train": {"epochs": EPOCHS, "batch_size": 8, "log_every": 1, "eval_every": 1},
+            "eval": {"n_seeds": N_SEEDS, "num_figure_samples": 4},
+            "device": "cpu",
+        }
+    )
+    metrics = run(cfg, root / "run")
+    return root / "run", metrics
+
+
+def test_training_run_writes_every_file(trained_run):
+    run_dir, _ = trained_run
+    expected = {
+        "config.json", "consistency.pt", "mrdd.pt", "history.json", "progress.csv",
+        "train.log", "metrics.json", "metrics.md", *FIGURES,
+    }  # fmt: skip
+    assert expected <= {p.name for p in run_dir.iterdir()}
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+
+
+def test_metrics_json_schema(trained_run):
+    run_dir, returned = trained_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(returned))
+    assert metrics["model"] == "mrdd" and metrics["eval"]["n_seeds"] == N_SEEDS
+    assert metrics["representations"] == {"C": 4, "S_0": 3, "S_1": 3, "C+S_best": 7, "C+S_all": 10}
+    assert sorted(metrics["figures"]) == sorted(FIGURES)
+    assert {"environment", "seconds"} <= set(metrics)
+
+    clu = metrics["clustering"]
+    assert (clu["split"], clu["n_samples"], clu["n_runs"]) == ("test", 16, N_SEEDS)
+    assert list(clu["representations"]) == REPRESENTATIONS
+    for scores in clu["representations"].values():
+        for key in ("acc", "nmi", "ari", "fscore", "purity"):
+            assert set(scores[key]) == SUMMARY and len(scores[key]["runs"]) == N_SEEDS
+            assert 0.0 <= scores[key]["mean"] <= 1.0 or key == "ari"
+
+    cls = metrics["classification"]
+    assert (cls["fit_split"], cls["score_split"], cls["n_train"], cls["n_test"]) == (
+        "train", "test", 40, 16,
+    )  # fmt: skip
+    assert list(cls["representations"]) == REPRESENTATIONS
+    for scores in cls["representations"].values():
+        for clf in ("svm", "linear"):
+            assert set(scores[clf]) == {"accuracy", "precision_macro", "f1_macro"}
+            assert len(scores[clf]["accuracy"]["runs"]) == N_SEEDS
+
+    red = metrics["redundancy"]
+    assert (red["split"], red["n_runs"], red["regressors"]) == ("test", N_SEEDS, ["ridge", "mlp"])
+    assert list(red["representations"]) == ["S_0", "S_1", "C"]
+    for name in ("S_0", "S_1"):
+        entry = red["representations"][name]
+        assert isinstance(entry["club"], float)
+        for target in ("C", "labels"):
+            for reg in ("ridge", "mlp"):
+                assert len(entry["r2"][target][reg]["runs"]) == N_SEEDS
+    assert set(red["representations"]["C"]["r2"]) == {"labels"}
+
+
+def test_metrics_md_has_every_table_and_row(trained_run):
+    text = (trained_run[0] / "metrics.md").read_text()
+    assert f"## Clustering (test split, 16 samples, mean ± std over {N_SEEDS} KMeans seeds" in text
+    assert "## Classification (fit on train, 40 samples; scored on test, 16 samples" in text
+    assert "## Redundancy (test split" in text
+    for name in REPRESENTATIONS:
+        assert f"| {name} |" in text
+
+
+def test_progress_csv_and_history_hold_losses_and_periodic_scores(trained_run):
+    run_dir, _ = trained_run
+    with (run_dir / "progress.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["stage"], r["epoch"]) for r in rows] == [
+        ("consistency", "1"), ("consistency", "2"), ("disentangle", "1"), ("disentangle", "2"),
+    ]  # fmt: skip
+    assert all(0.0 <= float(r["eval_acc"]) <= 1.0 for r in rows)
+    assert rows[0]["kl_c"] and rows[-1]["club_0"]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [len(history[s]) for s in ("consistency", "disentangle")] == [EPOCHS, EPOCHS]
+    assert all("eval_nmi" in record for s in history for record in history[s])
+
+
+def test_figures_are_pngs_of_the_expected_size(trained_run):
+    for name, size in FIGURES.items():
+        with Image.open(trained_run[0] / name) as image:
+            assert image.format == "PNG", name
+            assert image.size == size, name
+
+
+def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
+    run_dir, _ = trained_run
+    main = runpy.run_path("scripts/evaluate.py")["main"]
+    code = main(
+        [
+            f"run_dir={run_dir}",
+            f"out_dir={tmp_path}",
+            "eval.split=train",
+            "eval.n_seeds=1",
+            "eval.figures=false",
+            "eval.classifiers=[linear]",
+            "eval.regressors=[ridge]",
+        ]
+    )
+    assert code == 0
+    assert "## Clustering (train split, 40 samples, mean ± std over 1 KMeans seeds" in (
+        capsys.readouterr().out
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["clustering"]["split"] == metrics["redundancy"]["split"] == "train"
+    assert metrics["classification"]["classifiers"] == ["linear"]
+    assert set(metrics["classification"]["representations"]["C"]) == {"linear", "n_runs"}
+    assert set(metrics["redundancy"]["representations"]["S_0"]["r2"]["C"]) == {"ridge"}
+    assert metrics["figures"] == [] and not list(tmp_path.glob("*.png"))
+    assert (tmp_path / "metrics.md").is_file()
+
+
+def test_evaluate_a_stage1_only_run(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    for name in ("consistency.pt", "config.json", "history.json"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    metrics = mrdd.evaluate(tmp_path, {"eval": {"n_seeds": 1, "classifiers": []}})
+    assert metrics["model"] == "consistency"
+    assert list(metrics["clustering"]["representations"]) == ["C"]
+    assert metrics["classification"] is None and metrics["redundancy"] is None
+    assert metrics["figures"] == ["reconstructions.png", "tsne.png", "curves.png"]
+    with Image.open(tmp_path / "tsne.png") as image:
+        assert image.size == (570, 450)  # one panel
+
+
+def test_evaluate_refuses_unknown_or_invalid_options(trained_run):
+    with pytest.raises(ConfigError, match="eval.nope"):
+        mrdd.evaluate(trained_run[0], {"eval": {"nope": 1}})
+    with pytest.raises(ConfigError, match="eval.classifiers"):
+        mrdd.evaluate(trained_run[0], {"eval": {"classifiers": ["forest"]}})
+
+
+def test_mlp_redundancy_on_a_too_small_split_fails_early():
+    with pytest.raises(ValueError, match="eval.regressors=\\[ridge\\]"):
+        check_redundancy_size(12, ["ridge", "mlp"], "test")
+    check_redundancy_size(12, ["ridge"], "test")
+    check_redundancy_size(16, ["mlp"], "test")
+
+
+def test_monitor_probes_every_n_epochs_only(tmp_path, tiny_splits, tiny_config):
+    model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
+    monitor = TrainingMonitor(tmp_path, tiny_splits, 2, 6, 4, torch.device("cpu"), 0)
+    callback = monitor.callback("consistency", model)
+    records = [{"loss": 1.0 / (e + 1), "epoch": e + 1} for e in range(4)]
+    for epoch, record in enumerate(records):
+        callback(epoch, record)
+    monitor.close()
+    assert len(monitor.probe) == 6
+    assert ["eval_acc" in r for r in records] == [False, True, False, True]
+    with (tmp_path / "progress.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["eval_acc"] != "" for r in rows] == [False, True, False, True]
+    assert [float(r["loss"]) for r in rows] == [r["loss"] for r in records]
