@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import runpy
 import shutil
 from pathlib import Path
@@ -17,10 +18,15 @@ from PIL import Image
 
 import mrdd
 from mrdd.config import ConfigError, RunConfig
+from mrdd.data import MultiViewData
+from mrdd.eval import extract_codes
 from mrdd.eval.evaluate import check_redundancy_size
-from mrdd.models import ConsistencyModel
+from mrdd.eval.figures import RECORD_META
+from mrdd.eval.gallery import write_figures
+from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train import run
 from mrdd.train.monitor import TrainingMonitor
+from mrdd.train.validate import validate_against_data
 
 N_SEEDS = 2
 EPOCHS = 2
@@ -28,14 +34,23 @@ SUMMARY = {"mean", "std", "runs"}
 REPRESENTATIONS = ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
 FIGURES = {
     # name: (width, height) in pixels; see the size notes in mrdd/eval/figures.py
-    "reconstructions.png": (640, 550),  # 2 views, 5 rows
+    "reconstructions.png": (800, 350),  # 2 views × 5 columns (4 samples, at least 5), 5 rows
     "swap_view0.png": (340, 360),  # 4 samples: a 5×5 grid
     "swap_view1.png": (340, 360),
     "samples_view0.png": (640, 300),  # two 4×5 grids
     "samples_view1.png": (640, 300),
     "tsne.png": (1020, 450),  # C and C+S_best
-    "curves.png": (1200, 960),  # 4 + 1 and 8 + 1 panels: 4 rows of 4
+    "curves.png": None,  # 12 inches wide, 2.4 per row of 4 panels: see _curves_size
 }
+
+
+def _curves_size(history: dict) -> tuple[int, int]:
+    """One panel per logged term and one for the periodic evaluation, per stage."""
+    panels = sum(
+        len([k for k in records[0] if k not in RECORD_META and not k.startswith("eval_")]) + 1
+        for records in history.values()
+    )
+    return 1200, 240 * -(-panels // 4)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +151,8 @@ def test_progress_csv_and_history_hold_losses_and_periodic_scores(trained_run):
 
 
 def test_figures_are_pngs_of_the_expected_size(trained_run):
-    for name, size in FIGURES.items():
+    history = json.loads((trained_run[0] / "history.json").read_text())
+    for name, size in {**FIGURES, "curves.png": _curves_size(history)}.items():
         with Image.open(trained_run[0] / name) as image:
             assert image.format == "PNG", name
             assert image.size == size, name
@@ -189,8 +205,12 @@ def test_evaluate_refuses_unknown_or_invalid_options(trained_run):
         mrdd.evaluate(trained_run[0], {"eval": {"classifiers": ["forest"]}})
 
 
-def test_mlp_redundancy_on_a_too_small_split_fails_early():
-    with pytest.raises(ValueError, match="eval.regressors=\\[ridge\\]"):
+def test_mlp_redundancy_on_a_too_small_split_fails_before_training(tiny_config, tiny_splits):
+    with pytest.raises(ConfigError, match="8 samples, too few for the MLP"):
+        validate_against_data(tiny_config, tiny_splits)  # run() calls it before training
+    stage1_only = tiny_config.with_overrides({"stage": "consistency"})
+    validate_against_data(stage1_only, tiny_splits)  # no redundancy without stage 2
+    with pytest.raises(ConfigError, match="eval.regressors=\\[ridge\\]"):
         check_redundancy_size(12, ["ridge", "mlp"], "test")
     check_redundancy_size(12, ["ridge"], "test")
     check_redundancy_size(16, ["mlp"], "test")
@@ -210,3 +230,37 @@ def test_monitor_probes_every_n_epochs_only(tmp_path, tiny_splits, tiny_config):
         rows = list(csv.DictReader(f))
     assert [r["eval_acc"] != "" for r in rows] == [False, True, False, True]
     assert [float(r["loss"]) for r in rows] == [r["loss"] for r in records]
+
+
+def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, caplog):
+    views, labels = make_views(12)
+    views[1] = views[1].flatten(1)[:, :6]  # a 6-feature vector view
+    data = MultiViewData(views, labels, "mixed")
+    cfg = tiny_config.with_overrides({"model": {"backbone": {"mlp_hidden": [8]}}})
+    model = MRDD(data.view_shapes, cfg.model)
+    codes = extract_codes(model, data, 8, torch.device("cpu"))
+    with caplog.at_level(logging.INFO, logger="mrdd"):
+        written = write_figures(
+            model, data, codes.as_dict(0), {}, cfg, torch.device("cpu"), tmp_path
+        )
+    assert written == ["reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png"]
+    assert "view 1 holds feature vectors" in caplog.text
+
+
+def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(
+    tmp_path, tiny_splits, tiny_config
+):
+    model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
+
+    def log_epochs(first: int, last: int, loss: float, resume: bool) -> None:
+        monitor = TrainingMonitor(tmp_path, tiny_splits, 0, 6, 4, torch.device("cpu"), 0, resume)
+        callback = monitor.callback("consistency", model)
+        for epoch in range(first, last):
+            callback(epoch, {"loss": loss, "epoch": epoch + 1})
+        monitor.close()
+
+    log_epochs(0, 4, 1.0, resume=False)
+    log_epochs(2, 3, 2.0, resume=True)  # the saved state was after epoch 2
+    with (tmp_path / "progress.csv").open() as f:
+        rows = [(r["epoch"], r["loss"]) for r in csv.DictReader(f)]
+    assert rows == [("1", "1.0"), ("2", "1.0"), ("3", "2.0")]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from mrdd.config import ConfigError
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
     evaluate_classification,
@@ -29,14 +30,15 @@ REDUNDANCY_TEST_FRACTION = 0.25
 
 
 def check_redundancy_size(n_samples: int, regressors: list[str], split: str) -> None:
-    """Fail early when the split is too small for the MLP regressor.
+    """Fail early (before training, see :func:`mrdd.train.run`) when the split is too
+    small for the MLP regressor.
 
     ``MLPRegressor(early_stopping=True)`` validates on 10% (rounded up) of its
     fitting samples and refuses fewer than 2, i.e. fewer than 11 fitting samples.
     """
     n_fit = n_samples - math.ceil(REDUNDANCY_TEST_FRACTION * n_samples)
     if "mlp" in regressors and math.ceil(0.1 * n_fit) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"The {split} split has {n_samples} samples, too few for the MLP redundancy "
             f"regressor (it needs at least 11 fitting samples, here {n_fit}); set "
             "eval.regressors=[ridge] or evaluate a larger split."

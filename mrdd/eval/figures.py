@@ -46,16 +46,23 @@ def _show_images(ax: plt.Axes, grid: Tensor) -> None:
     ax.set_yticks([])
 
 
-def reconstruction_figure(rows: dict[str, list[Tensor]], path: Path) -> None:
+def reconstruction_figure(
+    rows: dict[str, list[Tensor]], path: Path, cell_inches: float = 0.6
+) -> None:
     """One panel per view; in each, one row per entry of ``rows`` (e.g. original, stage 1, stage 2).
 
-    ``rows[name][v]`` is a batch of images of view ``v``. Vector views are shown
-    as line plots of their first four samples instead. Size: (3.2·V) × (1 + 0.9·rows) inches.
+    ``rows[name][v]`` is a batch of n images of view ``v``. Vector views are shown
+    as line plots of their first four samples instead. Size: (V · max(n, 5) · cell
+    + 2) × (rows · cell + 0.5) inches, the extra width holding the row names.
     """
     names = list(rows)
     num_views = len(rows[names[0]])
+    n = max(rows[names[0]][0].shape[0], 5)
     fig, axes = plt.subplots(
-        len(names), num_views, figsize=(3.2 * num_views, 1.0 + 0.9 * len(names)), squeeze=False
+        len(names),
+        num_views,
+        figsize=(num_views * n * cell_inches + 2.0, len(names) * cell_inches + 0.5),
+        squeeze=False,
     )
     for v in range(num_views):
         for r, name in enumerate(names):
@@ -65,11 +72,12 @@ def reconstruction_figure(rows: dict[str, list[Tensor]], path: Path) -> None:
                 _show_images(ax, x.unsqueeze(0))
             else:
                 ax.plot(x[:4].float().cpu().T.numpy(), linewidth=0.7)
+                ax.tick_params(labelsize=6)
             if v == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center")
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
             if r == 0:
-                ax.set_title(f"view {v}")
-    fig.tight_layout()
+                ax.set_title(f"view {v}", fontsize=9)
+    fig.tight_layout(pad=0.3)
     _save(fig, path)
 
 
