@@ -21,6 +21,9 @@ TINY_OVERRIDES = [
     "model.backbone.channel_mults=[1,2]",
     "model.backbone.latent_channels=2",
     "eval.n_seeds=2",
+    "eval.classifiers=[linear]",  # the cheap parts of the evaluation (tests/test_evaluation.py
+    "eval.regressors=[ridge]",  # covers the rest on tiny data)
+    "eval.embedding_samples=200",
     "device=cpu",
 ]
 
