@@ -19,14 +19,13 @@ from PIL import Image
 import mrdd
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import MultiViewData
-from mrdd.eval import extract_codes
-from mrdd.eval.evaluate import check_redundancy_size
+from mrdd.eval import extract_codes, metrics_markdown
+from mrdd.eval.evaluate import mlp_skip_reason, redundancy_report
 from mrdd.eval.figures import RECORD_META
 from mrdd.eval.gallery import write_figures
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train import run
 from mrdd.train.monitor import TrainingMonitor
-from mrdd.train.validate import validate_against_data
 
 N_SEEDS = 2
 EPOCHS = 2
@@ -117,6 +116,7 @@ def test_metrics_json_schema(trained_run):
 
     red = metrics["redundancy"]
     assert (red["split"], red["n_runs"], red["regressors"]) == ("test", N_SEEDS, ["ridge", "mlp"])
+    assert red["skipped"] == {}
     assert list(red["representations"]) == ["S_0", "S_1", "C"]
     for name in ("S_0", "S_1"):
         entry = red["representations"][name]
@@ -205,15 +205,20 @@ def test_evaluate_refuses_unknown_or_invalid_options(trained_run):
         mrdd.evaluate(trained_run[0], {"eval": {"classifiers": ["forest"]}})
 
 
-def test_mlp_redundancy_on_a_too_small_split_fails_before_training(tiny_config, tiny_splits):
-    with pytest.raises(ConfigError, match="8 samples, too few for the MLP"):
-        validate_against_data(tiny_config, tiny_splits)  # run() calls it before training
-    stage1_only = tiny_config.with_overrides({"stage": "consistency"})
-    validate_against_data(stage1_only, tiny_splits)  # no redundancy without stage 2
-    with pytest.raises(ConfigError, match="eval.regressors=\\[ridge\\]"):
-        check_redundancy_size(12, ["ridge", "mlp"], "test")
-    check_redundancy_size(12, ["ridge"], "test")
-    check_redundancy_size(16, ["mlp"], "test")
+def test_mlp_redundancy_is_skipped_with_its_reason_on_a_too_small_split():
+    assert mlp_skip_reason(16) is None
+    g = torch.Generator().manual_seed(0)
+    c, s = torch.randn(12, 4, generator=g), torch.randn(12, 3, generator=g)
+    labels = torch.arange(12) % 2
+    report = redundancy_report(c, {"S_0": s}, labels, 2, {"S_0": 0.0}, "test", ["ridge", "mlp"], 1)
+    assert report["regressors"] == ["ridge"]
+    assert "12 samples leave 9 for fitting" in report["skipped"]["mlp"]
+    assert set(report["representations"]["S_0"]["r2"]["C"]) == {"ridge"}
+    text = metrics_markdown(
+        {"dataset": "d", "model": "mrdd", "seed": 0, "redundancy": report, "classification": None,
+         "clustering": {"split": "test", "n_samples": 12, "n_runs": 1, "representations": {}}}
+    )  # fmt: skip
+    assert "Skipped: mlp (12 samples leave 9" in text
 
 
 def test_monitor_probes_every_n_epochs_only(tmp_path, tiny_splits, tiny_config):

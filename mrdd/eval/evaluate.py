@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from mrdd.config import ConfigError
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
     evaluate_classification,
@@ -29,20 +28,19 @@ log = logging.getLogger("mrdd")
 REDUNDANCY_TEST_FRACTION = 0.25
 
 
-def check_redundancy_size(n_samples: int, regressors: list[str], split: str) -> None:
-    """Fail early (before training, see :func:`mrdd.train.run`) when the split is too
-    small for the MLP regressor.
+def mlp_skip_reason(n_samples: int) -> str | None:
+    """Why the MLP regressor cannot run on ``n_samples`` samples, or ``None`` if it can.
 
     ``MLPRegressor(early_stopping=True)`` validates on 10% (rounded up) of its
     fitting samples and refuses fewer than 2, i.e. fewer than 11 fitting samples.
     """
     n_fit = n_samples - math.ceil(REDUNDANCY_TEST_FRACTION * n_samples)
-    if "mlp" in regressors and math.ceil(0.1 * n_fit) < 2:
-        raise ConfigError(
-            f"The {split} split has {n_samples} samples, too few for the MLP redundancy "
-            f"regressor (it needs at least 11 fitting samples, here {n_fit}); set "
-            "eval.regressors=[ridge] or evaluate a larger split."
-        )
+    if math.ceil(0.1 * n_fit) >= 2:
+        return None
+    return (
+        f"{n_samples} samples leave {n_fit} for fitting; the MLP needs at least 11 "
+        "(10% of them validate its early stopping)"
+    )
 
 
 def clustering_report(
@@ -151,9 +149,15 @@ def redundancy_report(
     trained CLUB estimator's bound on ``I(s_v; c)`` (``club``, nats, on all samples
     of the split). ``C`` gets ``r2.labels`` too, as the reference for how much
     label information a code can carry. One-hot R² rather than probe accuracy, so
-    that both targets are measured by the same regressors and protocol.
+    that both targets are measured by the same regressors and protocol. A regressor
+    the split is too small for is left out and named, with the reason, in ``skipped``.
     """
-    check_redundancy_size(int(labels.shape[0]), regressors, split)
+    n_samples = int(labels.shape[0])
+    skipped = {}
+    if "mlp" in regressors and (reason := mlp_skip_reason(n_samples)):
+        log.warning("redundancy: MLP regressor skipped on the %s split: %s", split, reason)
+        skipped["mlp"] = reason
+    regressors = [r for r in regressors if r not in skipped]
     onehot = np.eye(num_classes)[labels.cpu().numpy()]
     representations: dict[str, Any] = {}
     for name, s in specific.items():
@@ -178,10 +182,11 @@ def redundancy_report(
     }
     return {
         "split": split,
-        "n_samples": int(labels.shape[0]),
+        "n_samples": n_samples,
         "n_runs": n_seeds,
         "test_fraction": REDUNDANCY_TEST_FRACTION,
-        "regressors": list(regressors),
+        "regressors": regressors,
+        "skipped": skipped,
         "method": (
             "held-out R² (variance-weighted) of RidgeCV ('ridge') or MLPRegressor(128) ('mlp') "
             "on standardised inputs/targets, one random held-out split per run; CLUB: the "

@@ -20,7 +20,6 @@ from torch import Tensor
 from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.evaluate import (
-    check_redundancy_size,
     classification_report,
     clustering_report,
     redundancy_report,
@@ -66,8 +65,6 @@ def evaluate_model(
     out_dir = Path(out_dir)
     ev = cfg.eval
     data = splits.split(ev.split)
-    if isinstance(model, MRDD):
-        check_redundancy_size(len(data), ev.regressors, ev.split)
     codes = {
         name: extract_codes(model, splits.split(name), ev.batch_size, device)
         for name in ("train", "test")
@@ -196,5 +193,6 @@ def metrics_markdown(metrics: dict[str, Any]) -> str:
                     for name, e in red["representations"].items()
                 ],
             ),
+            *(f"Skipped: {reg} ({reason})." for reg, reason in red["skipped"].items()),
         ]
     return "\n\n".join(parts) + "\n"

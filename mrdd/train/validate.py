@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DatasetSplits
-from mrdd.eval.evaluate import check_redundancy_size
 from mrdd.train.checkpoint import check_compatible, load_checkpoint
 
 
@@ -35,10 +34,6 @@ def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
                 "batches drop the incomplete last one, so an epoch would have no batch. "
                 f"Set {key} to at most {n}."
             )
-    if trains_stage2:
-        check_redundancy_size(
-            len(splits.split(cfg.eval.split)), cfg.eval.regressors, cfg.eval.split
-        )
     if cfg.stage == "disentangle":
         payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
         check_compatible(payload, cfg, splits.view_shapes, str(cfg.consistency_ckpt))
