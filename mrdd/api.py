@@ -4,6 +4,8 @@
 >>> trained = mrdd.load("outputs/2026-11-24/10-00-00")
 >>> codes = trained.encode(views)          # Codes(c, [s_0, s_1, ...])
 >>> reps = trained.representations(views)  # {"C", "S_0", ..., "C+S_best", "C+S_all"}
+>>> codes = trained.encode(views, available=mask)   # mask: N×V bool, True = view present
+>>> filled = trained.impute(views, available=mask)  # absent views predicted
 >>> metrics = mrdd.evaluate("outputs/2026-11-24/10-00-00", {"eval": {"n_seeds": 3}})
 """
 
@@ -66,17 +68,53 @@ class TrainedModel:
                 )
         return [x.to(self.device, torch.float32) for x in views]
 
-    @torch.no_grad()
-    def encode(self, views: list[Tensor]) -> Codes:
-        """Posterior means ``c`` and ``s_v`` of a batch (no ``s`` for a stage-1-only run)."""
-        views = self._views(views)
-        if isinstance(self.model, MRDD):
-            return self.model.encode(views)
-        return Codes(self.model.encode(views)[0].float(), [])
+    def _available(self, available: Tensor | None, n: int) -> Tensor | None:
+        if available is None:
+            return None
+        available = torch.as_tensor(available, device=self.device)
+        if tuple(available.shape) != (n, len(self.view_shapes)):
+            raise ValueError(
+                f"available must be N×V = {n}×{len(self.view_shapes)} (True where a sample "
+                f"has the view), got {tuple(available.shape)}."
+            )
+        available = available.bool()
+        if not available.any(dim=1).all():
+            raise ValueError("every sample needs at least one present view in available.")
+        return available
 
-    def representations(self, views: list[Tensor]) -> dict[str, Tensor]:
+    @torch.no_grad()
+    def encode(self, views: list[Tensor], available: Tensor | None = None) -> Codes:
+        """Posterior means ``c`` and ``s_v`` of a batch (no ``s`` for a stage-1-only run).
+
+        ``available`` (``N×V`` bool, True = present): ``c`` from the present views only,
+        ``s_v`` of an absent view set to its prior mean 0 (tensors of absent views unused).
+        """
+        views = self._views(views)
+        available = self._available(available, views[0].shape[0])
+        if isinstance(self.model, MRDD):
+            return self.model.encode(views, available)
+        return Codes(self.model.encode(views, available)[0].float(), [])
+
+    @torch.no_grad()
+    def impute(self, views: list[Tensor], available: Tensor) -> list[Tensor]:
+        """The views with the absent ones predicted from the present ones (see
+        :meth:`mrdd.models.MRDD.impute`); a stage-1-only run decodes them from ``c``."""
+        views = self._views(views)
+        available = self._available(available, views[0].shape[0])
+        if isinstance(self.model, MRDD):
+            return self.model.impute(views, available)
+        mu, _ = self.model.encode(views, available)
+        predicted = self.model.decode(mu)
+        return [
+            torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
+            for v, (x, p) in enumerate(zip(views, predicted, strict=True))
+        ]
+
+    def representations(
+        self, views: list[Tensor], available: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """The named representations: C, every S_v, C+S_best, C+S_all."""
-        codes = self.encode(views)
+        codes = self.encode(views, available)
         return codes.as_dict(self.best_view) if codes.s else {"C": codes.c}
 
 

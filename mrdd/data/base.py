@@ -26,11 +26,16 @@ class MultiViewData:
         views: one tensor per view, ``N×C×H×W`` (images in [0, 1]) or ``N×D`` (vectors).
         labels: ``N`` integer class labels (used only for evaluation).
         name: human-readable name of the split, used in messages.
+        available: ``N×V`` bool, True where sample ``i`` has view ``v`` (``None``: every
+            view present). Every sample needs at least one view. An absent view's tensor
+            content is ignored: it may hold anything (NaN included) and is replaced by
+            zeros, so that downstream code sees one canonical "absent" input.
     """
 
     views: list[Tensor]
     labels: Tensor
     name: str = "data"
+    available: Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.views) == 0:
@@ -44,6 +49,7 @@ class MultiViewData:
         if self.labels.dtype.is_floating_point or self.labels.dtype == torch.bool:
             raise DataError(f"{self.name}: labels must be integers, got {self.labels.dtype}.")
         self.labels = self.labels.long()
+        self.available = self._check_available(n)
         for v, x in enumerate(self.views):
             if x.shape[0] != n:
                 counts = [int(t.shape[0]) for t in self.views]
@@ -59,6 +65,9 @@ class MultiViewData:
                 )
             if not x.dtype.is_floating_point:
                 raise DataError(f"{self.name}: view {v} must be floating point, got {x.dtype}.")
+            present = self.available[:, v]
+            if not present.all():
+                x = self.views[v] = zero_absent(x, present)
             if not torch.isfinite(x).all():
                 bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
                 raise DataError(
@@ -67,6 +76,35 @@ class MultiViewData:
                 )
         if n == 0:
             raise DataError(f"{self.name}: the split is empty (0 samples).")
+
+    def _check_available(self, n: int) -> Tensor:
+        """The validated availability mask (all True when none was given)."""
+        v = len(self.views)
+        device = self.labels.device
+        if self.available is None:
+            return torch.ones(n, v, dtype=torch.bool, device=device)
+        a = self.available
+        if tuple(a.shape) != (n, v):
+            raise DataError(
+                f"{self.name}: the view-availability mask must be N×V = {n}×{v} "
+                f"(one row per sample, one column per view), got {tuple(a.shape)}."
+            )
+        if a.dtype != torch.bool:
+            if a.dtype.is_floating_point or not ((a == 0) | (a == 1)).all():
+                raise DataError(f"{self.name}: the view-availability mask must hold 0/1 values.")
+            a = a.bool()
+        empty = int((~a.any(dim=1)).sum())
+        if empty:
+            raise DataError(
+                f"{self.name}: {empty} samples have no view at all (an all-zero row in the "
+                "availability mask); every sample needs at least one view. Drop those samples."
+            )
+        return a.to(device)
+
+    @property
+    def complete(self) -> bool:
+        """True when every sample has every view."""
+        return bool(self.available.all())
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -83,11 +121,29 @@ class MultiViewData:
     def subset(self, index: Tensor, name: str | None = None) -> MultiViewData:
         """Rows ``index`` of every view, as a new dataset."""
         return MultiViewData(
-            [x[index] for x in self.views], self.labels[index], name or self.name
+            [x[index] for x in self.views],
+            self.labels[index],
+            name or self.name,
+            self.available[index.to(self.available.device)],
         )
 
     def to(self, device: torch.device | str) -> MultiViewData:
-        return MultiViewData([x.to(device) for x in self.views], self.labels.to(device), self.name)
+        return MultiViewData(
+            [x.to(device) for x in self.views],
+            self.labels.to(device),
+            self.name,
+            self.available.to(device),
+        )
+
+    def with_available(self, available: Tensor, name: str | None = None) -> MultiViewData:
+        """The same samples with another availability mask (absent views become zeros)."""
+        return MultiViewData(self.views, self.labels, name or self.name, available)
+
+
+def zero_absent(x: Tensor, present: Tensor) -> Tensor:
+    """``x`` with the rows of absent samples (``present`` False) set to 0, NaN included."""
+    keep = present.view(-1, *([1] * (x.ndim - 1))).to(x.device)
+    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 @dataclass
@@ -125,9 +181,7 @@ class DatasetSplits:
         return self.train if name == "train" else self.test
 
 
-def stratified_split(
-    labels: Tensor, test_fraction: float, seed: int
-) -> tuple[Tensor, Tensor]:
+def stratified_split(labels: Tensor, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Seeded stratified split: indices of train and test samples (each sorted).
 
     From every class, ``round(test_fraction * class_count)`` samples go to test.

@@ -110,8 +110,11 @@ def make_splits(
     train_idx: Tensor | None = None,
     test_idx: Tensor | None = None,
     standardize_vectors: bool = False,
+    available: Tensor | None = None,
 ) -> DatasetSplits:
-    """Split (seeded and stratified unless indices are given) and wrap as DatasetSplits."""
+    """Split (seeded and stratified unless indices are given) and wrap as DatasetSplits.
+
+    ``available``: the data's ``N×V`` view-availability mask, if views are missing."""
     labels = labels.long()
     if train_idx is None or test_idx is None:
         check_split_options(seed, test_fraction)
@@ -123,7 +126,7 @@ def make_splits(
         )
     if standardize_vectors:
         views = standardize(views, train_idx)
-    full = MultiViewData(views, labels, name)
+    full = MultiViewData(views, labels, name, available)
     return DatasetSplits(
         train=full.subset(train_idx, f"{name}/train"),
         test=full.subset(test_idx, f"{name}/test"),

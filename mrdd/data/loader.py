@@ -1,7 +1,8 @@
 """Batches by index-gathering from in-memory view tensors.
 
 There is no per-item ``__getitem__``: one permutation per epoch, and each batch is
-``[view[idx] for view in views]``. When the data sit on the GPU, a batch never
+``[view[idx] for view in views]``, with the labels and the view-availability
+mask of those rows. When the data sit on the GPU, a batch never
 crosses the PCIe bus. Under ``torch.distributed`` every rank draws the same
 permutation (same seed and epoch) and takes its own contiguous shard of each
 global batch, so K processes together see exactly the batches one process would.
@@ -16,11 +17,12 @@ from torch import Tensor
 
 from mrdd.data.base import DataError, MultiViewData
 
-Batch = tuple[list[Tensor], Tensor]
+#: ``(views, labels, available)``: ``available`` is the batch's ``B×V`` bool mask.
+Batch = tuple[list[Tensor], Tensor, Tensor]
 
 
 class BatchLoader:
-    """Iterate over ``(views, labels)`` mini-batches of a :class:`MultiViewData`.
+    """Iterate over ``(views, labels, available)`` mini-batches of a :class:`MultiViewData`.
 
     Args:
         data: the split to iterate over (on any device).
@@ -85,4 +87,4 @@ class BatchLoader:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             if self.world_size > 1:
                 idx = idx.tensor_split(self.world_size)[self.rank]
-            yield [x[idx] for x in self.data.views], self.data.labels[idx]
+            yield [x[idx] for x in self.data.views], self.data.labels[idx], self.data.available[idx]

@@ -13,6 +13,9 @@ Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``)
   for test samples. Without it, a stratified split seeded with ``seed`` holds out
   ``test_fraction`` of each class.
 * ``class_names`` (optional): K names for the renumbered classes.
+* ``available`` (optional): N×V array of 0/1 (or bool), 1 where sample i has view v, for
+  incomplete data. Every sample needs at least one view; an absent view's entries are
+  ignored (store any finite value there, e.g. 0).
 
 With ``standardize=True`` every vector view is standardised per feature (zero mean, unit
 variance with training-split statistics only); image views are left as they are.
@@ -33,7 +36,7 @@ from mrdd.data.common import check_split_options, make_splits
 from mrdd.data.registry import register_dataset
 
 _VIEW = re.compile(r"^view_(\d+)$")
-_KNOWN = {"labels", "split", "class_names"}
+_KNOWN = {"labels", "split", "class_names", "available"}
 
 
 def _view_tensor(array: np.ndarray, key: str, where: str) -> Tensor:
@@ -146,6 +149,7 @@ def load_npz(
             raw_views = [archive[f"view_{i}"] for i in numbers]
             raw_split = archive["split"] if "split" in keys else None
             raw_names = archive["class_names"] if "class_names" in keys else None
+            raw_available = archive["available"] if "available" in keys else None
         except ValueError as err:  # object arrays need pickle
             raise DataError(
                 f"{where}: an array needs pickle to load ({err}); store numeric arrays and "
@@ -168,6 +172,13 @@ def load_npz(
                 f"{len(names)} classes."
             )
         names = [str(x) for x in raw_names.tolist()]
+    available = None
+    if raw_available is not None:
+        if raw_available.dtype.kind not in "biu":
+            raise DataError(
+                f"{where}: available has dtype {raw_available.dtype}; store 0/1 integers or bools."
+            )
+        available = torch.from_numpy(raw_available.astype(np.int64))
     train_idx = test_idx = None
     if raw_split is not None:
         train_idx, test_idx = _split(raw_split, n, where)
@@ -183,4 +194,5 @@ def load_npz(
         train_idx=train_idx,
         test_idx=test_idx,
         standardize_vectors=bool(standardize),
+        available=available,
     )

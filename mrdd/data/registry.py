@@ -2,7 +2,9 @@
 
 A loader is a function ``(**options) -> DatasetSplits``; its keyword arguments
 are the dataset's options (the fields of ``configs/dataset/<name>.yaml`` other
-than ``name`` and ``best_view``, which every dataset config has). Register new ones with :func:`register_dataset`.
+than ``name``, ``best_view``, ``missing_rate`` and ``missing_seed``, which every
+dataset takes and which are handled here). Register new ones with
+:func:`register_dataset`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mrdd.data.base import DataError, DatasetSplits
+from mrdd.data.missing import drop_views_in_splits
 
 Loader = Callable[..., DatasetSplits]
 _REGISTRY: dict[str, Loader] = {}
@@ -35,10 +38,16 @@ def available_datasets() -> list[str]:
 
 
 def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
-    """Load the dataset described by ``options`` (a dataset config: ``name`` + options)."""
+    """Load the dataset described by ``options`` (a dataset config: ``name`` + options).
+
+    ``missing_rate`` (default 0) drops views at random from both splits, seeded by
+    ``missing_seed`` (see :mod:`mrdd.data.missing`), whatever the dataset.
+    """
     options = dict(options)
     name = options.pop("name", None)
     best_view = int(options.pop("best_view", 0))
+    missing_rate = float(options.pop("missing_rate", 0.0))
+    missing_seed = int(options.pop("missing_seed", 0))
     if name not in _REGISTRY:
         raise DataError(
             f"Unknown dataset {name!r}. Known datasets: {', '.join(available_datasets())}."
@@ -48,8 +57,8 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DataError(
-            f"Dataset {name!r} does not take the option(s) {unknown}; "
-            f"it takes {sorted(accepted)}."
+            f"Dataset {name!r} does not take the option(s) {unknown}; it takes {sorted(accepted)}."
         )
     splits = loader(**options)
+    splits = drop_views_in_splits(splits, missing_rate, missing_seed)
     return dataclasses.replace(splits, best_view=best_view)

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mrdd.models.availability import masked_mean
+
 
 class CLUB(nn.Module):
     """CLUB estimator for ``I(s; c)`` with an MLP mean head and a tanh-bounded log-variance."""
@@ -27,20 +29,28 @@ class CLUB(nn.Module):
             nn.Linear(s_dim, hidden), nn.SiLU(), nn.Linear(hidden, c_dim), nn.Tanh()
         )
 
-    def log_likelihood(self, s: Tensor, c: Tensor) -> Tensor:
-        """Mean over the batch of the Gaussian log-density ``log q(c_i | s_i)``."""
+    def log_likelihood(self, s: Tensor, c: Tensor, present: Tensor | None = None) -> Tensor:
+        """Mean over the batch (over the ``present`` samples only, if given) of the
+        Gaussian log-density ``log q(c_i | s_i)``."""
         mu, logvar = self.mu(s), self.logvar(s)
         log_density = -0.5 * ((c - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi))
-        return log_density.sum(dim=-1).mean()
+        return masked_mean(log_density.sum(dim=-1), present)
 
-    def mi_upper_bound(self, s: Tensor, c: Tensor, sampled: bool = False) -> Tensor:
+    def mi_upper_bound(
+        self, s: Tensor, c: Tensor, sampled: bool = False, present: Tensor | None = None
+    ) -> Tensor:
         """The CLUB estimate of ``I(s; c)`` on a batch.
 
         ``sampled=False`` averages the negative term over all ``N²`` pairs, in
         O(N·d) through ``mean_j (c_j − μ_i)² = mean(c²) − 2 μ_i mean(c) + μ_i²``;
         ``sampled=True`` pairs each ``s_i`` with one random ``c_j``. The
-        log-variance terms are common to both terms and cancel.
+        log-variance terms are common to both terms and cancel. ``present`` (bool per
+        sample) restricts the estimate to the samples that have this view.
         """
+        if present is not None:
+            s, c = s[present], c[present]
+            if s.shape[0] == 0:
+                return s.new_zeros(())
         mu, logvar = self.mu(s), self.logvar(s)
         inv_var = torch.exp(-logvar)
         positive = -0.5 * ((c - mu).pow(2) * inv_var).sum(dim=-1)

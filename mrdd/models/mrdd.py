@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig
+from mrdd.models.availability import masked_mean, view_presence, zero_absent_views
 from mrdd.models.club import CLUB
 from mrdd.models.consistency import ConsistencyModel
 from mrdd.models.gaussian import kl_standard_normal, squared_error
@@ -36,11 +37,15 @@ class Codes:
 
 
 class Estimators(nn.ModuleList):
-    """One CLUB estimator per view; ``forward`` is their summed log-likelihood on true pairs."""
+    """One CLUB estimator per view; ``forward`` is their summed log-likelihood on true pairs
+    (each view's estimator fitted only on the samples that have the view)."""
 
-    def forward(self, s: list[Tensor], c: Tensor) -> Tensor:
+    def forward(self, s: list[Tensor], c: Tensor, available: Tensor | None = None) -> Tensor:
         return torch.stack(
-            [club.log_likelihood(s_v, c) for club, s_v in zip(self, s, strict=True)]
+            [
+                club.log_likelihood(s_v, c, view_presence(available, v))
+                for v, (club, s_v) in enumerate(zip(self, s, strict=True))
+            ]
         ).sum()
 
 
@@ -71,18 +76,44 @@ class MRDD(nn.Module):
         return len(self.specific)
 
     @torch.no_grad()
-    def consistent_code(self, views: list[Tensor]) -> Tensor:
-        """``c = μ_c`` of the unmasked views from the frozen stage-1 encoder (fp32)."""
-        mu, _ = self.consistency.encode(views)
+    def consistent_code(self, views: list[Tensor], available: Tensor | None = None) -> Tensor:
+        """``c = μ_c`` of the unmasked views from the frozen stage-1 encoder (fp32);
+        with ``available``, from the present views only."""
+        mu, _ = self.consistency.encode(views, available)
         return mu.float()
 
     @torch.no_grad()
-    def encode(self, views: list[Tensor]) -> Codes:
-        """Posterior means of ``c`` and every ``s_v`` (no sampling, whatever the mode)."""
-        c = self.consistent_code(views)
-        return Codes(
-            c, [vae.encode(x)[0].float() for vae, x in zip(self.specific, views, strict=True)]
-        )
+    def encode(self, views: list[Tensor], available: Tensor | None = None) -> Codes:
+        """Posterior means of ``c`` and every ``s_v`` (no sampling, whatever the mode).
+
+        With ``available`` (``N×V`` bool), ``c`` comes from the present views only and an
+        absent view's ``s_v`` is its prior mean, 0: nothing of an absent tensor is used.
+        """
+        views = zero_absent_views(views, available)
+        c = self.consistent_code(views, available)
+        s = []
+        for v, (vae, x) in enumerate(zip(self.specific, views, strict=True)):
+            mu = vae.encode(x)[0].float()
+            if available is not None:
+                mu = torch.where(available[:, v, None], mu, torch.zeros_like(mu))
+            s.append(mu)
+        return Codes(c, s)
+
+    @torch.no_grad()
+    def impute(self, views: list[Tensor], available: Tensor) -> list[Tensor]:
+        """The views with every absent one predicted: ``x̂_v = decoder_v(s_v = 0, c)``.
+
+        ``c`` is inferred from the present views; ``s_v`` of an absent view is unknown, so
+        its prior mean 0 stands in (the view's typical style given the shared content).
+        Present views are returned as they are.
+        """
+        codes = self.encode(views, available)
+        out = []
+        for v, (vae, x) in enumerate(zip(self.specific, views, strict=True)):
+            present = available[:, v].view(-1, *([1] * (x.ndim - 1)))
+            predicted = vae.decode(codes.s[v], codes.c).to(x.dtype)
+            out.append(torch.where(present, x, predicted))
+        return out
 
     @torch.no_grad()
     def reconstruct(self, views: list[Tensor]) -> list[Tensor]:
@@ -92,9 +123,16 @@ class MRDD(nn.Module):
 
 
 def view_model_loss(
-    model: MRDD, outputs: list[SpecificOutput], views: list[Tensor], c: Tensor
+    model: MRDD,
+    outputs: list[SpecificOutput],
+    views: list[Tensor],
+    c: Tensor,
+    available: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """``Σ_v recon_v + β_s·KL_v + λ·I_CLUB(s_v; c)`` for the stage-2 view models.
+
+    With ``available``, each view's three terms use only the samples that have the
+    view (averaged over them, see :mod:`mrdd.models.availability`).
 
     The CLUB estimators enter with their current parameters; the caller must
     back-propagate into the view models only (``backward(inputs=...)``), so θ
@@ -104,9 +142,10 @@ def view_model_loss(
     terms: dict[str, Tensor] = {}
     total = torch.zeros((), device=c.device)
     for v, (club, x, out) in enumerate(zip(model.club, views, outputs, strict=True)):
-        recon = squared_error(x, out.reconstruction).mean()
-        kl = kl_standard_normal(out.mu.float(), out.logvar.float()).mean()
-        mi = club.mi_upper_bound(out.s.float(), c, sampled=cfg.club_sampled)
+        present = view_presence(available, v)
+        recon = masked_mean(squared_error(x, out.reconstruction), present)
+        kl = masked_mean(kl_standard_normal(out.mu.float(), out.logvar.float()), present)
+        mi = club.mi_upper_bound(out.s.float(), c, sampled=cfg.club_sampled, present=present)
         total = total + recon + cfg.beta_s * kl + cfg.club_weight * mi
         terms.update({f"recon_{v}": recon, f"kl_s{v}": kl, f"club_{v}": mi})
     terms["loss"] = total

@@ -103,9 +103,10 @@ def _train_epoch(
         disable=not show_progress,
         dynamic_ncols=True,
     )
-    for views, _ in bar:
+    complete = loader.data.complete  # decided once: no per-step host sync
+    for views, _, available in bar:
         views = [x.to(device, non_blocking=True) for x in views]
-        terms = stage.step(views)
+        terms = stage.step(views, None if complete else available.to(device))
         for scheduler in schedulers:
             scheduler.step()
         progress.step += 1

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from mrdd.config import ModelConfig, TrainConfig
 from mrdd.models import MRDD, ConsistencyModel, consistency_loss, mask_views, view_model_loss
+from mrdd.models.availability import zero_absent_views
 from mrdd.train.device import autocast
 
 
@@ -54,14 +55,17 @@ class Stage:
     optimizers: list[torch.optim.Optimizer]
     device: torch.device
 
-    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+    def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         """Run one update on a batch; return the loss terms and gradient norms (detached,
-        on device). A step whose values are not all finite is a faulty step for the loop."""
+        on device). A step whose values are not all finite is a faulty step for the loop.
+        ``available`` (``B×V`` bool, None = all present) marks the views each sample has."""
         raise NotImplementedError
 
 
 class ConsistencyStage(Stage):
-    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view."""
+    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view.
+
+    An absent view is a fully masked input (zeros) and its reconstruction is not scored."""
 
     name = "consistency"
 
@@ -79,12 +83,13 @@ class ConsistencyStage(Stage):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = [_adamw(self.params, train_cfg.lr, train_cfg.weight_decay, device)]
 
-    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+    def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         cfg = self.train_cfg
+        views = zero_absent_views(views, available)
         masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
         with autocast(self.device, cfg.precision):
-            out = self.net(masked)
-        terms = consistency_loss(out, views, self.model_cfg.alpha, self.model_cfg.beta_c)
+            out = self.net(masked, available)
+        terms = consistency_loss(out, views, self.model_cfg.alpha, self.model_cfg.beta_c, available)
         (optimizer,) = self.optimizers
         terms["grad_norm"] = _update(optimizer, terms["loss"], self.params, cfg)
         return {k: v.detach() for k, v in terms.items()}
@@ -99,6 +104,8 @@ class DisentangleStage(Stage):
     Each update is guarded on its own: with ``skip_nonfinite``, a non-finite estimator
     update is skipped without skipping a finite view-model update, and vice versa.
     The consistency model is frozen and only provides ``c = μ_c`` without autograd.
+    With missing views, ``c`` comes from the present views and each view's model and
+    estimator are trained on the samples that have that view only.
     """
 
     name = "disentangle"
@@ -122,18 +129,19 @@ class DisentangleStage(Stage):
             _adamw(self.estimator_params, train_cfg.club_lr, train_cfg.weight_decay, device),
         ]
 
-    def step(self, views: list[Tensor]) -> dict[str, Tensor]:
+    def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         cfg = self.train_cfg
         view_opt, estimator_opt = self.optimizers
+        views = zero_absent_views(views, available)
         with autocast(self.device, cfg.precision):
-            c = self.model.consistent_code(views)
+            c = self.model.consistent_code(views, available)
             outputs = self.view_net(views, c)
         s = [out.s.detach().float() for out in outputs]
 
-        estimator_loss = -self.estimator_net(s, c)
+        estimator_loss = -self.estimator_net(s, c, available)
         club_grad_norm = _update(estimator_opt, estimator_loss, self.estimator_params, cfg)
 
-        terms = view_model_loss(self.model, outputs, views, c)
+        terms = view_model_loss(self.model, outputs, views, c, available)
         terms["grad_norm"] = _update(view_opt, terms["loss"], self.view_params, cfg)
         terms["club_nll"] = estimator_loss
         terms["club_grad_norm"] = club_grad_norm

@@ -1,0 +1,182 @@
+"""Incomplete multi-view data: availability masks, training that ignores absent views,
+encoding from present views only, and imputation of the absent ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL
+from helpers import make_views, write_image_npz
+
+from mrdd.api import TrainedModel
+from mrdd.config import RunConfig
+from mrdd.data import BatchLoader, DataError, MultiViewData, load_dataset
+from mrdd.data.missing import drop_views, random_availability
+from mrdd.models import MRDD, ConsistencyModel, consistency_loss, view_model_loss
+from mrdd.train.stages import ConsistencyStage, DisentangleStage
+
+
+def _mask(n: int) -> torch.Tensor:
+    """Two views: the first third miss view 1, the second third miss view 0."""
+    available = torch.ones(n, 2, dtype=torch.bool)
+    available[: n // 3, 1] = False
+    available[n // 3 : 2 * n // 3, 0] = False
+    return available
+
+
+def _scramble_absent(views, available):
+    """The views with every absent entry replaced by large noise."""
+    out = []
+    for v, x in enumerate(views):
+        absent = (~available[:, v]).view(-1, *([1] * (x.ndim - 1)))
+        out.append(torch.where(absent, torch.randn_like(x) * 100, x))
+    return out
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+def test_random_availability_keeps_a_view_per_sample_and_is_seeded(rate):
+    mask = random_availability(200, 3, rate, seed=5)
+    assert mask.any(dim=1).all()
+    assert int((~mask.all(dim=1)).sum()) == round(rate * 200)
+    assert torch.equal(mask, random_availability(200, 3, rate, seed=5))
+    if rate > 0:
+        assert not torch.equal(mask, random_availability(200, 3, rate, seed=6))
+
+
+def test_multiview_data_validates_the_mask_and_ignores_absent_content():
+    views, labels = make_views(9)
+    available = _mask(9)
+    views[0][3:6] = float("nan")  # absent entries may hold anything
+    data = MultiViewData(views, labels, "t", available)
+    assert torch.equal(data.views[0][3:6], torch.zeros_like(data.views[0][3:6]))
+    assert not data.complete and data.subset(torch.arange(3)).available.shape == (3, 2)
+    with pytest.raises(DataError, match="N×V"):
+        MultiViewData(make_views(9)[0], labels, "t", torch.ones(9, 3, dtype=torch.bool))
+    with pytest.raises(DataError, match="no view at all"):
+        MultiViewData(make_views(9)[0], labels, "t", torch.zeros(9, 2, dtype=torch.bool))
+
+
+def test_missing_rate_applies_to_both_splits_and_loader_yields_masks(tmp_path):
+    write_image_npz(tmp_path / "d.npz", n=60)
+    options = {"name": "npz", "path": str(tmp_path / "d.npz"), "missing_rate": 0.5}
+    splits = load_dataset({**options, "missing_seed": 1})
+    for data in (splits.train, splits.test):
+        assert int((~data.available.all(dim=1)).sum()) == round(0.5 * len(data))
+    again = load_dataset({**options, "missing_seed": 1})
+    assert torch.equal(splits.train.available, again.train.available)
+    _, _, available = next(iter(BatchLoader(splits.train, 8, shuffle=False)))
+    assert torch.equal(available, splits.train.available[:8])
+    with pytest.raises(DataError, match="already has missing views"):
+        drop_views(splits.train, 0.2, seed=0)
+
+
+def test_npz_available_key_is_read(tmp_path):
+    mask = np.ones((48, 2), dtype=np.int64)
+    mask[::4, 1] = 0
+    write_image_npz(tmp_path / "d.npz", available=mask)
+    splits = load_dataset({"name": "npz", "path": str(tmp_path / "d.npz")})
+    assert int((~splits.train.available).sum() + (~splits.test.available).sum()) == 12
+
+
+def _tiny_mrdd() -> MRDD:
+    torch.manual_seed(0)
+    return MRDD([(1, 8, 8), (1, 8, 8)], RunConfig.from_dict({"model": TINY_MODEL}).model).eval()
+
+
+def test_encode_ignores_absent_views_entirely():
+    model = _tiny_mrdd()
+    views, _ = make_views(12)
+    available = _mask(12)
+    codes = model.encode(views, available)
+    other = model.encode(_scramble_absent(views, available), available)
+    assert torch.equal(codes.c, other.c)
+    for s, t in zip(codes.s, other.s, strict=True):
+        assert torch.equal(s, t)
+    assert torch.equal(codes.s[1][:4], torch.zeros_like(codes.s[1][:4]))
+    assert not torch.allclose(codes.c, model.encode(views).c)  # the mask does change c
+
+
+def test_losses_ignore_absent_views():
+    model = _tiny_mrdd()
+    views, _ = make_views(12)
+    available = _mask(12)
+    scrambled = _scramble_absent(views, available)
+    stage1 = [
+        consistency_loss(model.consistency(x, available), x, 1.0, 0.1, available)["loss"]
+        for x in (views, scrambled)
+    ]
+    assert torch.equal(stage1[0], stage1[1])
+    stage2 = []
+    for x in (views, scrambled):
+        c = model.consistent_code(x, available)
+        x = [torch.where(available[:, v].view(-1, 1, 1, 1), t, 0) for v, t in enumerate(x)]
+        stage2.append(view_model_loss(model, model.specific(x, c), x, c, available)["loss"])
+    assert torch.allclose(stage2[0], stage2[1])
+    complete = consistency_loss(model.consistency(views), views, 1.0, 0.1)["loss"]
+    assert not torch.allclose(complete, stage1[0])
+
+
+def _latent_views(n: int, seed: int) -> list[torch.Tensor]:
+    """Two vector views that are fixed functions of a 2-d latent (so a view is predictable
+    from the other)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, 2, generator=g) * 2 - 1
+    basis = torch.Generator().manual_seed(99)
+    a0, a1 = torch.randn(2, 12, generator=basis), torch.randn(2, 12, generator=basis)
+    return [z @ a0, torch.tanh(z @ a1)]
+
+
+def test_impute_predicts_missing_views_better_than_the_mean():
+    torch.manual_seed(0)
+    cfg = RunConfig.from_dict(
+        {
+            "model": {**TINY_MODEL, "c_dim": 4, "backbone": {"mlp_hidden": [32]}},
+            "train": {"batch_size": 64, "lr": 3e-3, "mask_ratio": 0.5, "club_lr": 3e-3},
+            "device": "cpu",
+        }
+    )
+    train = _latent_views(256, seed=0)
+    shapes = [(12,), (12,)]
+    stage1 = ConsistencyStage(
+        ConsistencyModel(shapes, cfg.model), cfg.model, cfg.train, torch.device("cpu")
+    )
+    for _ in range(300):
+        stage1.step(train)
+    model = MRDD(shapes, cfg.model)
+    model.consistency.load_state_dict(stage1.model.state_dict())
+    stage2 = DisentangleStage(model, cfg.train, torch.device("cpu"))
+    for _ in range(100):
+        stage2.step(train)
+    model.eval()
+
+    test = _latent_views(64, seed=1)
+    available = torch.ones(64, 2, dtype=torch.bool)
+    available[:32, 1] = False
+    available[32:, 0] = False
+    trained = TrainedModel(cfg, shapes, model, best_view=0)
+    filled = trained.impute(test, available)
+    assert [x.shape for x in filled] == [x.shape for x in test]
+    for v in range(2):
+        absent = ~available[:, v]
+        assert torch.equal(filled[v][~absent], test[v][~absent])
+        error = (filled[v][absent] - test[v][absent]).pow(2).mean()
+        baseline = (train[v].mean(0) - test[v][absent]).pow(2).mean()
+        assert error < 0.5 * baseline, (v, float(error), float(baseline))
+
+
+def test_a_run_trains_and_evaluates_with_missing_views(tmp_path):
+    from helpers import tiny_run_dict
+
+    from mrdd.train import run
+
+    write_image_npz(tmp_path / "d.npz", n=48)
+    dataset = {"name": "npz", "path": str(tmp_path / "d.npz"), "missing_rate": 0.5}
+    config = tiny_run_dict(
+        tmp_path / "d.npz",
+        dataset=dataset,
+        eval={"n_seeds": 1, "classifiers": [], "regressors": [], "figures": False},
+        train={"epochs": 1, "batch_size": 8, "eval_every": 0},
+    )
+    metrics = run(RunConfig.from_dict(config), tmp_path / "run")
+    assert 0.0 <= metrics["clustering"]["representations"]["C+S_best"]["acc"]["mean"] <= 1.0
