@@ -180,3 +180,19 @@ def test_a_run_trains_and_evaluates_with_missing_views(tmp_path):
     )
     metrics = run(RunConfig.from_dict(config), tmp_path / "run")
     assert 0.0 <= metrics["clustering"]["representations"]["C+S_best"]["acc"]["mean"] <= 1.0
+
+
+def test_missing_views_evaluation_writes_table_csv_and_plot(tiny_splits, tmp_path):
+    from mrdd.eval.missing import evaluate_missing_views, write_missing_views
+
+    trained = TrainedModel(
+        RunConfig.from_dict({"model": TINY_MODEL}), [(1, 8, 8)] * 2, _tiny_mrdd(), 0
+    )
+    rows = evaluate_missing_views(trained, tiny_splits, rates=[0.0, 0.5], n_seeds=1)
+    assert [row["incomplete"] for row in rows] == [0, 4]
+    assert "mse_imputed" not in rows[0] and rows[1]["mse_imputed"] > 0
+    assert 0.0 <= rows[1]["acc_C+S_best"]["mean"] <= 1.0
+    markdown = write_missing_views(rows, tmp_path / "mv")
+    assert "MSE imputed" in markdown and markdown.count("\n") == 4
+    assert (tmp_path / "mv.png").stat().st_size > 0
+    assert (tmp_path / "mv.csv").read_text().startswith("missing_rate,n_test,incomplete,acc_C mean")

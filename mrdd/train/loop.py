@@ -106,7 +106,7 @@ def _train_epoch(
     complete = loader.data.complete  # decided once: no per-step host sync
     for views, _, available in bar:
         views = [x.to(device, non_blocking=True) for x in views]
-        terms = stage.step(views, None if complete else available.to(device))
+        terms = stage.step(views) if complete else stage.step(views, available.to(device))
         for scheduler in schedulers:
             scheduler.step()
         progress.step += 1

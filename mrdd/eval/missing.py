@@ -1,0 +1,189 @@
+"""How a trained run copes with missing views at test time (``scripts/missing_views.py``).
+
+For every missing rate (the fraction of test samples that lose a random proper subset
+of their views, :mod:`mrdd.data.missing`) this measures
+
+* clustering ACC of ``C`` and ``C‖S_best`` when codes come from the present views only
+  (an absent view's ``s_v`` is its prior mean 0);
+* imputation error: the per-entry MSE of the imputed absent views against the real
+  ones, next to the MSE of a mean-view baseline (the training mean of that view);
+* whether an imputed view is usable: a logistic regression fitted on the real,
+  flattened ``best_view`` of the training split is scored on the test samples whose
+  ``best_view`` was imputed — on the real, the imputed and the mean view.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from mrdd.api import TrainedModel  # noqa: E402
+from mrdd.data import BatchLoader, DatasetSplits, MultiViewData  # noqa: E402
+from mrdd.data.missing import drop_views  # noqa: E402
+from mrdd.eval.metrics import evaluate_clustering  # noqa: E402
+from mrdd.eval.representations import extract_codes  # noqa: E402
+from mrdd.eval.tables import markdown_table, mean_std  # noqa: E402
+
+DEFAULT_RATES = (0.0, 0.1, 0.3, 0.5, 0.7)
+
+
+@torch.no_grad()
+def impute_split(trained: TrainedModel, data: MultiViewData, batch_size: int) -> list[Tensor]:
+    """Every view of ``data`` with the absent ones imputed (on the CPU)."""
+    trained.model.eval()
+    parts: list[list[Tensor]] = []
+    for views, _, available in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
+        parts.append([x.cpu() for x in trained.impute(views, available)])
+    return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
+
+
+def view_classifier(train: Tensor, labels: Tensor, seed: int) -> LogisticRegression:
+    """Logistic regression on flattened real views (the judge of imputed views)."""
+    clf = LogisticRegression(max_iter=300, random_state=seed)
+    return clf.fit(train.flatten(1).numpy(), labels.numpy())
+
+
+def _accuracy(clf: LogisticRegression, x: Tensor, labels: Tensor) -> float:
+    return float((clf.predict(x.flatten(1).numpy()) == labels.numpy()).mean())
+
+
+def evaluate_missing_views(
+    trained: TrainedModel,
+    splits: DatasetSplits,
+    rates: Sequence[float] = DEFAULT_RATES,
+    n_seeds: int = 5,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> list[dict[str, Any]]:
+    """One row of scores per missing rate (see the module docstring)."""
+    device = trained.device
+    best = splits.best_view
+    test = splits.test
+    clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
+    means = [x.cpu().mean(dim=0) for x in splits.train.views]
+    rows = []
+    for rate in rates:
+        data = drop_views(test, rate, seed)
+        codes = extract_codes(trained.model, data, batch_size, device)
+        row: dict[str, Any] = {
+            "missing_rate": rate,
+            "n_test": len(data),
+            "incomplete": int((~data.available.all(dim=1)).sum()),
+        }
+        reps = {"C": codes.c, "C+S_best": codes.concat([best])} if codes.s else {"C": codes.c}
+        for name, features in reps.items():
+            scores = evaluate_clustering(features, data.labels, splits.num_classes, n_seeds, seed)
+            row[f"acc_{name}"] = scores["acc"]
+        absent = ~data.available.cpu()
+        if absent.any():
+            filled = impute_split(trained, data, batch_size)
+            errors = [(filled[v] - test.views[v].cpu())[absent[:, v]] for v in range(len(means))]
+            base = [(means[v] - test.views[v].cpu()[absent[:, v]]) for v in range(len(means))]
+            row["mse_imputed"] = float(torch.cat([e.flatten() for e in errors]).pow(2).mean())
+            row["mse_mean_view"] = float(torch.cat([b.flatten() for b in base]).pow(2).mean())
+            gone = absent[:, best]
+            row["n_best_view_imputed"] = int(gone.sum())
+            if gone.any():
+                labels = test.labels.cpu()[gone]
+                real = test.views[best].cpu()[gone]
+                row["clf_acc_real"] = _accuracy(clf, real, labels)
+                row["clf_acc_imputed"] = _accuracy(clf, filled[best][gone], labels)
+                row["clf_acc_mean_view"] = _accuracy(clf, means[best].expand_as(real), labels)
+        rows.append(row)
+    return rows
+
+
+_COLUMNS = (
+    ("missing_rate", "missing rate"),
+    ("n_test", "test samples"),
+    ("incomplete", "incomplete test samples"),
+    ("acc_C", "ACC C (%)"),
+    ("acc_C+S_best", "ACC C+S_best (%)"),
+    ("mse_imputed", "MSE imputed"),
+    ("mse_mean_view", "MSE mean view"),
+    ("n_best_view_imputed", "best view imputed"),
+    ("clf_acc_real", "LogReg acc real (%)"),
+    ("clf_acc_imputed", "LogReg acc imputed (%)"),
+    ("clf_acc_mean_view", "LogReg acc mean view (%)"),
+)
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return mean_std(value, scale=100)
+    if key.startswith("clf_acc"):
+        return f"{100 * value:.2f}"
+    if key.startswith("mse"):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def missing_views_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The table of :func:`evaluate_missing_views` rows as Markdown."""
+    keys = [k for k, _ in _COLUMNS if any(k in row for row in rows)]
+    header = [title for k, title in _COLUMNS if k in keys]
+    body = [[_cell(k, row.get(k)) for k in keys] for row in rows]
+    return markdown_table(header, body) + "\n"
+
+
+def write_missing_views(rows: Sequence[dict[str, Any]], out: str | Path) -> str:
+    """``<out>.md``, ``<out>.csv`` and ``<out>.png`` (ACC and MSE against the missing rate)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    markdown = missing_views_markdown(rows)
+    out.with_suffix(".md").write_text(markdown)
+    keys = [k for k, _ in _COLUMNS if any(k in row for row in rows)]
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [c for k in keys for c in ((f"{k} mean", f"{k} std") if _is_summary(rows, k) else (k,))]
+        )
+        for row in rows:
+            cells: list[Any] = []
+            for k in keys:
+                value = row.get(k)
+                if _is_summary(rows, k):
+                    cells += [value["mean"], value["std"]] if value else ["", ""]
+                else:
+                    cells.append("" if value is None else value)
+            writer.writerow(cells)
+    _plot(rows, out.with_suffix(".png"))
+    return markdown
+
+
+def _is_summary(rows: Sequence[dict[str, Any]], key: str) -> bool:
+    return any(isinstance(row.get(key), dict) for row in rows)
+
+
+def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    rates = np.array([row["missing_rate"] for row in rows])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key in ("acc_C", "acc_C+S_best"):
+        if all(key in row for row in rows):
+            mean = np.array([100 * row[key]["mean"] for row in rows])
+            std = np.array([100 * row[key]["std"] for row in rows])
+            left.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=key[4:])
+    left.set(xlabel="missing rate (test)", ylabel="clustering ACC (%)")
+    left.legend()
+    imputed = [row for row in rows if "mse_imputed" in row]
+    x = [row["missing_rate"] for row in imputed]
+    right.plot(x, [row["mse_imputed"] for row in imputed], marker="o", label="imputed")
+    right.plot(x, [row["mse_mean_view"] for row in imputed], marker="s", label="mean view")
+    right.set(xlabel="missing rate (test)", ylabel="MSE per entry")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
