@@ -1,0 +1,141 @@
+"""The paper's ablations from finished sweeps: one table and one plot per sweep.
+
+Each sweep of ``configs/sweep/`` varies one or two config keys over several seeds;
+:func:`ablate` groups its runs by the swept values (averaging over ``seed``, as
+:mod:`mrdd.eval.collect` does), and writes ``ablation_<name>.md`` / ``.csv`` (mean ±
+std over seeds of each run's own mean over its R repetitions) and ``ablation_<name>.png``:
+the scores against the swept value, or a heat map for a two-key grid.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mrdd.eval.collect import Group, Run, find_runs, results_markdown, write_results_csv  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """What one sweep varies (``keys``, dotted config names) and what it reports."""
+
+    keys: tuple[str, ...]
+    scores: tuple[str, ...]
+    question: str
+
+
+ABLATIONS = {
+    "mask_ratio": Ablation(
+        ("train.mask_ratio",),
+        ("clustering.C.acc", "clustering.C.nmi"),
+        "Does a higher mask ratio give a better consistency code C?",
+    ),
+    "dims": Ablation(
+        ("model.c_dim", "model.v_dim"),
+        ("clustering.C+S_best.acc", "clustering.C+S_best.nmi"),
+        "Is c_dim < v_dim better for C‖S_best?",
+    ),
+    "club_weight": Ablation(
+        ("model.club_weight",),
+        ("clustering.C+S_best.acc", "redundancy.S_*.r2_C_ridge"),
+        "Does λ > 0 lower the redundancy of C in S_v, and at what cost?",
+    ),
+}
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
+    """Runs grouped by their values of ``keys``, sorted numerically by those values."""
+    missing = [str(run.path) for run in runs if any(k not in run.config for k in keys)]
+    if missing:
+        raise ValueError(
+            f"runs without a value for {list(keys)} (not runs of this sweep?): {missing[:3]}"
+        )
+    groups: dict[tuple[str, ...], Group] = {}
+    for run in runs:
+        setting = {k: run.config[k] for k in keys}
+        groups.setdefault(tuple(setting.values()), Group(setting, [])).runs.append(run)
+    return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(_number, values)))]
+
+
+def _score_names(groups: Sequence[Group], patterns: Sequence[str]) -> list[str]:
+    names = sorted({s for g in groups for run in g.runs for s in run.scores})
+    return [n for p in patterns for n in names if fnmatch.fnmatchcase(n, p)]
+
+
+def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: Path) -> None:
+    x = np.array([_number(g.setting[key]) for g in groups])
+    clustering = [s for s in scores if not s.startswith("redundancy.")]
+    redundancy = [s for s in scores if s.startswith("redundancy.")]
+    fig, axes = plt.subplots(1, 1 + bool(redundancy), figsize=(4.5 * (1 + bool(redundancy)), 3.5))
+    axes = np.atleast_1d(axes)
+    for ax, names, scale, label in (
+        (axes[0], clustering, 100, "score (%)"),
+        (axes[-1], redundancy, 1, "R² of C from S_v"),
+    ):
+        for name in names:
+            summaries = [g.summary(name) for g in groups]
+            keep = [i for i, s in enumerate(summaries) if s]
+            mean = [scale * summaries[i]["mean"] for i in keep]
+            std = [scale * summaries[i]["std"] for i in keep]
+            ax.errorbar(x[keep], mean, yerr=std, marker="o", capsize=3, label=name)
+        if names:
+            ax.set(xlabel=key, ylabel=label)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_grid(groups: Sequence[Group], keys: Sequence[str], score: str, path: Path) -> None:
+    rows = sorted({_number(g.setting[keys[0]]) for g in groups})
+    cols = sorted({_number(g.setting[keys[1]]) for g in groups})
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for g in groups:
+        summary = g.summary(score)
+        if summary:
+            i, j = rows.index(_number(g.setting[keys[0]])), cols.index(_number(g.setting[keys[1]]))
+            grid[i, j] = 100 * summary["mean"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 1.0 * len(rows) + 1.5))
+    image = ax.imshow(grid, cmap="viridis", origin="lower")
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="w")
+    ax.set_xticks(range(len(cols)), [f"{c:g}" for c in cols])
+    ax.set_yticks(range(len(rows)), [f"{r:g}" for r in rows])
+    ax.set(xlabel=keys[1], ylabel=keys[0], title=f"{score} (%)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def ablate(name: str, paths: Iterable[str | Path], out_dir: str | Path) -> str:
+    """Write ``ablation_<name>.md/.csv/.png`` into ``out_dir`` for the runs under ``paths``;
+    return the Markdown table."""
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}.")
+    spec = ABLATIONS[name]
+    groups = group_by(find_runs(paths), spec.keys)
+    out = Path(out_dir) / f"ablation_{name}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    markdown = f"{spec.question}\n\n" + results_markdown(groups, spec.scores)
+    out.with_suffix(".md").write_text(markdown)
+    write_results_csv(groups, out.with_suffix(".csv"))
+    scores = _score_names(groups, spec.scores)
+    if len(spec.keys) == 1:
+        _plot_line(groups, spec.keys[0], scores, out.with_suffix(".png"))
+    else:
+        _plot_grid(groups, spec.keys, scores[0], out.with_suffix(".png"))
+    return markdown

@@ -1,0 +1,123 @@
+"""The ablation sweeps: their configs compose cell by cell, a 2-cell sweep runs, and the
+ablation table is built from fake run directories with known numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from mrdd.config import RunConfig
+from mrdd.eval.ablate import ABLATIONS, ablate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _swept(name: str) -> dict[str, list[str]]:
+    """A sweep's ``hydra.sweeper.params``: every swept key and its values."""
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", [f"+sweep={name}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return {k: [v.strip() for v in str(values).split(",")] for k, values in params.items()}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_every_swept_value_composes_to_a_valid_config(name):
+    """One cell per swept value (the other keys at their first value): every value of
+    the grid is composed and validated, without composing the whole product."""
+    swept = _swept(name)
+    assert set(swept) == {*ABLATIONS[name].keys, "seed"}
+    assert all(len(values) >= 3 for values in swept.values())
+    first = {k: values[0] for k, values in swept.items()}
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        for key, values in swept.items():
+            for value in values:
+                cell = {**first, key: value}
+                cfg = compose("config", [f"+sweep={name}", *(f"{k}={v}" for k, v in cell.items())])
+                config = RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
+                section, _, field = key.rpartition(".")
+                holder = getattr(config, section) if section else config
+                assert float(getattr(holder, field)) == float(value)
+
+
+def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
+    path.mkdir(parents=True)
+    summary = lambda v: {"mean": v, "std": 0.0, "runs": [v]}  # noqa: E731
+    config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed}
+    metrics = {
+        "clustering": {"representations": {"C+S_best": {"acc": summary(acc), "n_runs": 1}}},
+        "redundancy": {"representations": {"S_0": {"r2": {"C": {"ridge": summary(r2)}}}}},
+    }
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_ablation_table_from_fake_runs(tmp_path):
+    runs = [(10.0, 0, 0.5, 0.1), (0.0, 0, 0.6, 0.5), (0.0, 1, 0.8, 0.7), (10.0, 1, 0.7, 0.3)]
+    for i, run in enumerate(runs):
+        _fake_run(tmp_path / "sweep" / str(i), *run)
+    markdown = ablate("club_weight", [tmp_path / "sweep"], tmp_path / "docs")
+    lines = [
+        line for line in markdown.splitlines() if line.startswith("| 0") or line.startswith("| 10")
+    ]
+    assert lines == [
+        "| 0.0 | 2 | 70.00 ± 10.00 | 0.600 ± 0.100 |",
+        "| 10.0 | 2 | 60.00 ± 10.00 | 0.200 ± 0.100 |",
+    ]
+    with (tmp_path / "docs" / "ablation_club_weight.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["model.club_weight"] for r in rows] == ["0.0", "10.0"]
+    assert float(rows[1]["redundancy.S_0.r2_C_ridge mean"]) == pytest.approx(0.2)
+    assert (tmp_path / "docs" / "ablation_club_weight.png").stat().st_size > 0
+
+
+def test_dims_ablation_draws_a_grid(tmp_path):
+    for i, (c, v) in enumerate([(5, 5), (5, 20), (20, 5), (20, 20)]):
+        path = tmp_path / str(i)
+        _fake_run(path, 1.0, 0, 0.5 + 0.01 * i, 0.1)
+        (path / "config.json").write_text(json.dumps({"model": {"c_dim": c, "v_dim": v}}))
+    markdown = ablate("dims", [tmp_path], tmp_path / "out")
+    assert "| 5 | 20 | 1 | 51.00 ± 0.00 |" in markdown
+    assert (tmp_path / "out" / "ablation_dims.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
+    from helpers import write_image_npz
+
+    write_image_npz(tmp_path / "d.npz", n=48)
+    overrides = [
+        "dataset=npz",
+        f"dataset.path={tmp_path / 'd.npz'}",
+        "model.club_weight=0.0,1.0",
+        "seed=0",
+        "model.c_dim=4",
+        "model.v_dim=3",
+        "model.club_hidden=16",
+        "model.backbone.base_width=4",
+        "model.backbone.num_blocks=1",
+        "model.backbone.channel_mults=[1,2]",
+        "model.backbone.latent_channels=2",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.eval_every=0",
+        "eval.n_seeds=1",
+        "eval.classifiers=[]",
+        "eval.regressors=[ridge]",
+        "eval.figures=false",
+        "device=cpu",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "+sweep=club_weight"]
+    result = subprocess.run(
+        [*cmd, *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    markdown = ablate("club_weight", [tmp_path / "sweep"], tmp_path / "out")
+    assert "| 0.0 | 1 |" in markdown and "| 1.0 | 1 |" in markdown
