@@ -177,14 +177,3 @@ class GaussianHead(nn.Module):
         mu, logvar = self.linear(features).chunk(2, dim=-1)
         return mu, logvar
 
-
-__all__ = [
-    "ConvDecoder",
-    "ConvEncoder",
-    "GaussianHead",
-    "MLPDecoder",
-    "MLPEncoder",
-    "ResBlock",
-    "make_decoder",
-    "make_encoder",
-]
