@@ -69,6 +69,11 @@ def test_missing_rate_applies_to_both_splits_and_loader_yields_masks(tmp_path):
     assert torch.equal(available, splits.train.available[:8])
     with pytest.raises(DataError, match="already has missing views"):
         drop_views(splits.train, 0.2, seed=0)
+    complete = load_dataset({"name": "npz", "path": str(tmp_path / "d.npz")}).test
+    before = [x.clone() for x in complete.views]
+    dropped = drop_views(complete, 0.5, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(before, complete.views, strict=True))
+    assert not torch.equal(dropped.views[0], complete.views[0])
 
 
 def test_npz_available_key_is_read(tmp_path):

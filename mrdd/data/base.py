@@ -49,6 +49,7 @@ class MultiViewData:
         if self.labels.dtype.is_floating_point or self.labels.dtype == torch.bool:
             raise DataError(f"{self.name}: labels must be integers, got {self.labels.dtype}.")
         self.labels = self.labels.long()
+        self.views = list(self.views)  # absent rows are zeroed below: never in the caller's list
         self.available = self._check_available(n)
         for v, x in enumerate(self.views):
             if x.shape[0] != n:
