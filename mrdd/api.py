@@ -96,13 +96,16 @@ class TrainedModel:
         return Codes(self.model.encode(views, available)[0].float(), [])
 
     @torch.no_grad()
-    def impute(self, views: list[Tensor], available: Tensor) -> list[Tensor]:
+    def impute(
+        self, views: list[Tensor], available: Tensor, source: str = "specific"
+    ) -> list[Tensor]:
         """The views with the absent ones predicted from the present ones (see
-        :meth:`mrdd.models.MRDD.impute`); a stage-1-only run decodes them from ``c``."""
+        :meth:`mrdd.models.MRDD.impute` for ``source``); a stage-1-only run decodes them
+        with its stage-1 decoders from ``c``."""
         views = self._views(views)
         available = self._available(available, views[0].shape[0])
         if isinstance(self.model, MRDD):
-            return self.model.impute(views, available)
+            return self.model.impute(views, available, source)
         mu, _ = self.model.encode(views, available)
         predicted = self.model.decode(mu)
         return [

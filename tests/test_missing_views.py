@@ -162,6 +162,8 @@ def test_impute_predicts_missing_views_better_than_the_mean():
     trained = TrainedModel(cfg, shapes, model, best_view=0)
     filled = trained.impute(test, available)
     assert [x.shape for x in filled] == [x.shape for x in test]
+    stage1 = trained.impute(test, available, source="consistency")
+    assert [x.shape for x in stage1] == [x.shape for x in test]
     for v in range(2):
         absent = ~available[:, v]
         assert torch.equal(filled[v][~absent], test[v][~absent])
@@ -195,9 +197,9 @@ def test_missing_views_evaluation_writes_table_csv_and_plot(tiny_splits, tmp_pat
     )
     rows = evaluate_missing_views(trained, tiny_splits, rates=[0.0, 0.5], n_seeds=1)
     assert [row["incomplete"] for row in rows] == [0, 4]
-    assert "mse_imputed" not in rows[0] and rows[1]["mse_imputed"] > 0
+    assert "mse_spec" not in rows[0] and rows[1]["mse_spec"] > 0 and rows[1]["mse_cons"] > 0
     assert 0.0 <= rows[1]["acc_C+S_best"]["mean"] <= 1.0
     markdown = write_missing_views(rows, tmp_path / "mv")
-    assert "MSE imputed" in markdown and markdown.count("\n") == 4
+    assert "MSE imputed cons" in markdown and markdown.count("\n") == 4
     assert (tmp_path / "mv.png").stat().st_size > 0
     assert (tmp_path / "mv.csv").read_text().startswith("missing_rate,n_test,incomplete,acc_C mean")

@@ -6,7 +6,9 @@ of their views, :mod:`mrdd.data.missing`) this measures
 * clustering ACC of ``C`` and ``C‖S_best`` when codes come from the present views only
   (an absent view's ``s_v`` is its prior mean 0);
 * imputation error: the per-entry MSE of the imputed absent views against the real
-  ones, next to the MSE of a mean-view baseline (the training mean of that view);
+  ones, next to the MSE of a mean-view baseline (the training mean of that view), for
+  both imputers of :meth:`mrdd.models.MRDD.impute`: ``spec`` (stage-2 decoder with
+  ``s_v = 0``) and ``cons`` (stage-1 decoder from ``c``);
 * whether an imputed view is usable: a logistic regression fitted on the real,
   flattened ``best_view`` of the training split is scored on the test samples whose
   ``best_view`` was imputed — on the real, the imputed and the mean view.
@@ -39,12 +41,14 @@ DEFAULT_RATES = (0.0, 0.1, 0.3, 0.5, 0.7)
 
 
 @torch.no_grad()
-def impute_split(trained: TrainedModel, data: MultiViewData, batch_size: int) -> list[Tensor]:
+def impute_split(
+    trained: TrainedModel, data: MultiViewData, batch_size: int, source: str = "specific"
+) -> list[Tensor]:
     """Every view of ``data`` with the absent ones imputed (on the CPU)."""
     trained.model.eval()
     parts: list[list[Tensor]] = []
     for views, _, available in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
-        parts.append([x.cpu() for x in trained.impute(views, available)])
+        parts.append([x.cpu() for x in trained.impute(views, available, source)])
     return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
 
 
@@ -87,19 +91,22 @@ def evaluate_missing_views(
             row[f"acc_{name}"] = scores["acc"]
         absent = ~data.available.cpu()
         if absent.any():
-            filled = impute_split(trained, data, batch_size)
-            errors = [(filled[v] - test.views[v].cpu())[absent[:, v]] for v in range(len(means))]
             base = [(means[v] - test.views[v].cpu()[absent[:, v]]) for v in range(len(means))]
-            row["mse_imputed"] = float(torch.cat([e.flatten() for e in errors]).pow(2).mean())
             row["mse_mean_view"] = float(torch.cat([b.flatten() for b in base]).pow(2).mean())
             gone = absent[:, best]
             row["n_best_view_imputed"] = int(gone.sum())
+            labels, real = test.labels.cpu()[gone], test.views[best].cpu()[gone]
             if gone.any():
-                labels = test.labels.cpu()[gone]
-                real = test.views[best].cpu()[gone]
                 row["clf_acc_real"] = _accuracy(clf, real, labels)
-                row["clf_acc_imputed"] = _accuracy(clf, filled[best][gone], labels)
                 row["clf_acc_mean_view"] = _accuracy(clf, means[best].expand_as(real), labels)
+            for source, tag in (("specific", "spec"), ("consistency", "cons")):
+                filled = impute_split(trained, data, batch_size, source)
+                errors = [
+                    (filled[v] - test.views[v].cpu())[absent[:, v]] for v in range(len(means))
+                ]
+                row[f"mse_{tag}"] = float(torch.cat([e.flatten() for e in errors]).pow(2).mean())
+                if gone.any():
+                    row[f"clf_acc_{tag}"] = _accuracy(clf, filled[best][gone], labels)
         rows.append(row)
     return rows
 
@@ -110,11 +117,13 @@ _COLUMNS = (
     ("incomplete", "incomplete test samples"),
     ("acc_C", "ACC C (%)"),
     ("acc_C+S_best", "ACC C+S_best (%)"),
-    ("mse_imputed", "MSE imputed"),
+    ("mse_spec", "MSE imputed spec"),
+    ("mse_cons", "MSE imputed cons"),
     ("mse_mean_view", "MSE mean view"),
     ("n_best_view_imputed", "best view imputed"),
     ("clf_acc_real", "LogReg acc real (%)"),
-    ("clf_acc_imputed", "LogReg acc imputed (%)"),
+    ("clf_acc_spec", "LogReg acc spec (%)"),
+    ("clf_acc_cons", "LogReg acc cons (%)"),
     ("clf_acc_mean_view", "LogReg acc mean view (%)"),
 )
 
@@ -178,9 +187,10 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
             left.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=key[4:])
     left.set(xlabel="missing rate (test)", ylabel="clustering ACC (%)")
     left.legend()
-    imputed = [row for row in rows if "mse_imputed" in row]
+    imputed = [row for row in rows if "mse_spec" in row]
     x = [row["missing_rate"] for row in imputed]
-    right.plot(x, [row["mse_imputed"] for row in imputed], marker="o", label="imputed")
+    right.plot(x, [row["mse_spec"] for row in imputed], marker="o", label="stage-2 decoder, s_v=0")
+    right.plot(x, [row["mse_cons"] for row in imputed], marker="^", label="stage-1 decoder")
     right.plot(x, [row["mse_mean_view"] for row in imputed], marker="s", label="mean view")
     right.set(xlabel="missing rate (test)", ylabel="MSE per entry")
     right.legend()

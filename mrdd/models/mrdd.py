@@ -100,20 +100,29 @@ class MRDD(nn.Module):
         return Codes(c, s)
 
     @torch.no_grad()
-    def impute(self, views: list[Tensor], available: Tensor) -> list[Tensor]:
-        """The views with every absent one predicted: ``x̂_v = decoder_v(s_v = 0, c)``.
+    def impute(
+        self, views: list[Tensor], available: Tensor, source: str = "specific"
+    ) -> list[Tensor]:
+        """The views with every absent one predicted from ``c`` of the present views.
 
-        ``c`` is inferred from the present views; ``s_v`` of an absent view is unknown, so
-        its prior mean 0 stands in (the view's typical style given the shared content).
-        Present views are returned as they are.
+        ``source="specific"``: ``x̂_v = decoder_v(s_v = 0, c)``; the specific code of an
+        unseen view is unknown, so its prior mean 0 stands in. ``source="consistency"``:
+        the frozen stage-1 decoder of view ``v``, which MCP trained to predict the full
+        view from ``c`` of masked input. Present views are returned as they are.
         """
+        if source not in ("specific", "consistency"):
+            raise ValueError(f"source must be 'specific' or 'consistency', got {source!r}.")
         codes = self.encode(views, available)
-        out = []
-        for v, (vae, x) in enumerate(zip(self.specific, views, strict=True)):
-            present = available[:, v].view(-1, *([1] * (x.ndim - 1)))
-            predicted = vae.decode(codes.s[v], codes.c).to(x.dtype)
-            out.append(torch.where(present, x, predicted))
-        return out
+        if source == "consistency":
+            predicted = self.consistency.decode(codes.c)
+        else:
+            predicted = [
+                vae.decode(s, codes.c) for vae, s in zip(self.specific, codes.s, strict=True)
+            ]
+        return [
+            torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
+            for v, (x, p) in enumerate(zip(views, predicted, strict=True))
+        ]
 
     @torch.no_grad()
     def reconstruct(self, views: list[Tensor]) -> list[Tensor]:
