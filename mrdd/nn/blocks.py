@@ -176,4 +176,3 @@ class GaussianHead(nn.Module):
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.linear(features).chunk(2, dim=-1)
         return mu, logvar
-
