@@ -87,7 +87,6 @@ def test_dims_ablation_draws_a_grid(tmp_path):
     assert (tmp_path / "out" / "ablation_dims.png").stat().st_size > 0
 
 
-@pytest.mark.slow
 def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
     from helpers import write_image_npz
 
@@ -107,6 +106,8 @@ def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
         "train.epochs=1",
         "train.batch_size=8",
         "train.eval_every=0",
+        "train.disentangle_epochs=null",  # stage 2 as stage 1, not the default budget
+        "train.disentangle_batch_size=null",
         "eval.n_seeds=1",
         "eval.classifiers=[]",
         "eval.regressors=[ridge]",

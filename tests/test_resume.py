@@ -77,6 +77,8 @@ def _overrides(npz: Path) -> list[str]:
         "model.club_hidden=16",
         "train.epochs=3",
         "train.batch_size=8",
+        "train.disentangle_epochs=null",  # stage 2 as stage 1, not the default budget
+        "train.disentangle_batch_size=null",
         "eval.n_seeds=2",
         "eval.num_figure_samples=4",
         "device=cpu",
@@ -84,7 +86,6 @@ def _overrides(npz: Path) -> list[str]:
     ]
 
 
-@pytest.mark.slow  # three interpreter start-ups: 30-40 s on 2 shared cores
 def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
     npz = tmp_path / "data.npz"
     write_image_npz(npz)  # 38 training samples: 4 steps per epoch
