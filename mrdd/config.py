@@ -104,6 +104,11 @@ class TrainConfig:
     ``eval_every``: every that many epochs, cluster a fixed test subsample once
     (``C`` in stage 1, ``C‖S_best`` in stage 2) and log it with the epoch's losses
     to TensorBoard and ``progress.csv``; 0 turns it off (losses are still logged).
+    ``channels_last`` stores conv weights and activations NHWC (faster on CPU and
+    GPU); ``compile`` runs the trained networks through ``torch.compile`` (eager,
+    with a warning, if compiling fails); ``cpu_keep_freed_memory`` lets a CPU run
+    reuse freed memory instead of returning it to the OS every step (glibc only;
+    see :func:`mrdd.train.device.keep_freed_cpu_memory`).
     """
 
     epochs: int = 20
@@ -121,6 +126,7 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+    cpu_keep_freed_memory: bool = True
     log_every: int = 10
     ckpt_every: int = 1
     skip_nonfinite: bool = False
@@ -266,6 +272,44 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+@dataclass
+class BenchmarkConfig:
+    """What ``scripts/benchmark.py`` measures (the ``benchmark:`` section of its config).
+
+    ``steps`` timed training steps per stage after ``warmup`` untimed ones;
+    ``evaluate`` times one evaluation; the ceiling is the GFLOP/s of an
+    ``n×n`` matmul, ``n = matmul_size[device type]`` (large enough to saturate
+    the device), and of the model's widest-resolution conv, each the median of
+    ``ceiling_repeats`` runs. ``json``: where to write the results (``None``:
+    ``benchmark.json`` in the run directory).
+    """
+
+    steps: int = 20
+    warmup: int = 3
+    evaluate: bool = True
+    matmul_size: dict[str, int] = field(default_factory=lambda: {"cpu": 2048, "cuda": 8192})
+    ceiling_repeats: int = 5
+    json: str | None = None
+
+    def validate(self) -> None:
+        _positive(self, "steps", "ceiling_repeats")
+        _non_negative(self, "warmup")
+        if not self.matmul_size or any(
+            not isinstance(n, int) or isinstance(n, bool) or n <= 0
+            for n in self.matmul_size.values()
+        ):
+            raise ConfigError(
+                "benchmark.matmul_size must map device types to positive ints, "
+                f"e.g. {{cpu: 2048, cuda: 8192}}; got {self.matmul_size!r}."
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkConfig:
+        config = _from_dict(cls, data, "benchmark.")
+        config.validate()
+        return config
+
+
 def _from_dict(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'} must be a mapping, got {data!r}.")
@@ -348,6 +392,7 @@ _SECTIONS = {
     "ModelConfig": "model.",
     "TrainConfig": "train.",
     "EvalConfig": "eval.",
+    "BenchmarkConfig": "benchmark.",
 }
 
 

@@ -6,6 +6,7 @@ python scripts/train.py stage=consistency
 python scripts/train.py stage=disentangle consistency_ckpt=outputs/<run>/consistency.pt
 python scripts/train.py experiment=paper_edge_mnist
 python scripts/train.py resume=outputs/<run>              # continue a stopped run
+torchrun --nproc_per_node=4 scripts/train.py experiment=paper_edge_mnist   # 4 GPUs, data parallel
 
 ``resume=<run_dir>`` takes no other arguments: the run continues with the config saved
 in its directory and writes into it. User errors (config, data, checkpoint) print one
@@ -15,6 +16,7 @@ in its directory and writes into it. User errors (config, data, checkpoint) prin
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -50,10 +52,19 @@ def train(cfg: DictConfig) -> None:
     )
 
 
+def _hydra_overrides_for_other_ranks() -> list[str]:
+    """Under torchrun only rank 0 writes files: the other ranks' Hydra gets no run
+    directory of its own, no ``.hydra/`` and no log file (their warnings go to stdout)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        return []
+    return ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
 def main() -> None:
     args = sys.argv[1:]
     run_dirs = [a.removeprefix("resume=") for a in args if a.startswith("resume=")]
     if not run_dirs:
+        sys.argv += _hydra_overrides_for_other_ranks()
         train()
         return
     if len(args) != 1 or not run_dirs[0]:

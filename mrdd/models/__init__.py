@@ -1,6 +1,6 @@
 """Models: the stage-1 consistency model (MCP), specific VAEs, CLUB, and MRDD."""
 
-from mrdd.models.club import CLUB
+from mrdd.models.club import CLUB, batch_moments
 from mrdd.models.consistency import (
     ConsistencyModel,
     ConsistencyOutput,
@@ -22,6 +22,7 @@ __all__ = [
     "SpecificModels",
     "SpecificOutput",
     "SpecificVAE",
+    "batch_moments",
     "consistency_loss",
     "view_model_loss",
     "group_views_by_shape",

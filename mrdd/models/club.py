@@ -19,6 +19,11 @@ from torch import Tensor, nn
 from mrdd.models.availability import masked_mean
 
 
+def batch_moments(c: Tensor) -> Tensor:
+    """``mean(c)`` and ``mean(c²)`` over the batch, stacked (``2×d``)."""
+    return torch.stack([c.mean(dim=0), c.pow(2).mean(dim=0)])
+
+
 class CLUB(nn.Module):
     """CLUB estimator for ``I(s; c)`` with an MLP mean head and a tanh-bounded log-variance."""
 
@@ -37,7 +42,12 @@ class CLUB(nn.Module):
         return masked_mean(log_density.sum(dim=-1), present)
 
     def mi_upper_bound(
-        self, s: Tensor, c: Tensor, sampled: bool = False, present: Tensor | None = None
+        self,
+        s: Tensor,
+        c: Tensor,
+        sampled: bool = False,
+        present: Tensor | None = None,
+        c_moments: Tensor | None = None,
     ) -> Tensor:
         """The CLUB estimate of ``I(s; c)`` on a batch.
 
@@ -46,7 +56,13 @@ class CLUB(nn.Module):
         ``sampled=True`` pairs each ``s_i`` with one random ``c_j``. The
         log-variance terms are common to both terms and cancel. ``present`` (bool per
         sample) restricts the estimate to the samples that have this view.
+        ``c_moments`` (``2×d``: ``mean(c)`` and ``mean(c²)``) replaces the batch's own,
+        so that data-parallel ranks average the negative pairs over the global batch
+        rather than their shard (``c`` carries no gradient); not with ``present``,
+        whose negative pairs are the present samples'.
         """
+        if present is not None and c_moments is not None:
+            raise ValueError("c_moments and present exclude each other: see the docstring.")
         if present is not None:
             s, c = s[present], c[present]
             if s.shape[0] == 0:
@@ -58,7 +74,7 @@ class CLUB(nn.Module):
             c_neg = c[torch.randperm(c.shape[0], device=c.device)]
             negative = -0.5 * ((c_neg - mu).pow(2) * inv_var).sum(dim=-1)
         else:
-            c_mean, c_sq_mean = c.mean(dim=0), c.pow(2).mean(dim=0)
+            c_mean, c_sq_mean = batch_moments(c) if c_moments is None else c_moments
             mean_sq_dist = c_sq_mean - 2 * mu * c_mean + mu.pow(2)
             negative = -0.5 * (mean_sq_dist * inv_var).sum(dim=-1)
         return (positive - negative).mean()

@@ -137,11 +137,14 @@ def view_model_loss(
     views: list[Tensor],
     c: Tensor,
     available: Tensor | None = None,
+    c_moments: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """``Σ_v recon_v + β_s·KL_v + λ·I_CLUB(s_v; c)`` for the stage-2 view models.
 
     With ``available``, each view's three terms use only the samples that have the
-    view (averaged over them, see :mod:`mrdd.models.availability`).
+    view (averaged over them, see :mod:`mrdd.models.availability`). ``c_moments``: the
+    moments of ``c`` for the CLUB negative pairs (:meth:`CLUB.mi_upper_bound`; ``None``
+    uses this batch's).
 
     The CLUB estimators enter with their current parameters; the caller must
     back-propagate into the view models only (``backward(inputs=...)``), so θ
@@ -154,7 +157,7 @@ def view_model_loss(
         present = view_presence(available, v)
         recon = masked_mean(squared_error(x, out.reconstruction), present)
         kl = masked_mean(kl_standard_normal(out.mu.float(), out.logvar.float()), present)
-        mi = club.mi_upper_bound(out.s.float(), c, sampled=cfg.club_sampled, present=present)
+        mi = club.mi_upper_bound(out.s.float(), c, cfg.club_sampled, present, c_moments)
         total = total + recon + cfg.beta_s * kl + cfg.club_weight * mi
         terms.update({f"recon_{v}": recon, f"kl_s{v}": kl, f"club_{v}": mi})
     terms["loss"] = total

@@ -1,6 +1,8 @@
 """Training: device and precision, the per-stage steps, the shared loop, checkpoints and
-resume states, validation against the data, runs."""
+resume states, validation against the data, runs, data-parallel training under torchrun
+(the benchmark lives in :mod:`mrdd.train.benchmark`)."""
 
+from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.checkpoint import (
     CheckpointError,
     atomic_torch_save,
@@ -8,7 +10,14 @@ from mrdd.train.checkpoint import (
     load_checkpoint,
     save_model_checkpoint,
 )
-from mrdd.train.device import autocast, resolve_device, seed_everything
+from mrdd.train.device import (
+    autocast,
+    keep_freed_cpu_memory,
+    maybe_compile,
+    resolve_device,
+    seed_everything,
+)
+from mrdd.train.distributed import DistContext, distributed_session
 from mrdd.train.loop import NonFiniteLossError, fit
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import resume, run, train_consistency, train_disentangle
@@ -20,15 +29,22 @@ __all__ = [
     "CheckpointError",
     "ConsistencyStage",
     "DisentangleStage",
+    "DistContext",
     "NonFiniteLossError",
     "Stage",
+    "StageCheckpoint",
     "atomic_torch_save",
     "autocast",
-    "StageCheckpoint",
     "check_compatible",
+    "consistency_stage",
+    "disentangle_stage",
+    "distributed_session",
     "environment_record",
     "fit",
+    "keep_freed_cpu_memory",
     "load_checkpoint",
+    "maybe_compile",
+    "place_model",
     "resolve_device",
     "resume",
     "run",

@@ -7,7 +7,9 @@ waits for the device. NaN/inf values are watched the same way: the first faulty
 step and its values are remembered on the device and looked at on those reads,
 always before an epoch's state is saved, so a checkpoint never holds a faulty
 update. (With ``train.skip_nonfinite`` faulty steps are skipped instead, at the
-price of one sync per update.)
+price of one sync per update.) Under torchrun the logged values are averaged over
+ranks (every rank reads them at the same steps; the gradient norms, computed after
+DDP's all-reduce, are the same on every rank, so a faulty step is faulty everywhere).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from mrdd.config import TrainConfig
 from mrdd.data import BatchLoader
+from mrdd.train.distributed import mean_across_ranks
 from mrdd.train.stages import Stage, lr_lambda
 from mrdd.train.state import Progress, StageCheckpoint
 
@@ -74,7 +77,7 @@ class _FaultWatch:
 
 
 def _means(names: list[str], sums: Tensor, count: int) -> dict[str, float]:
-    return dict(zip(names, sums.div(count).tolist(), strict=True))
+    return dict(zip(names, mean_across_ranks(sums.div(count)).tolist(), strict=True))
 
 
 def _train_epoch(

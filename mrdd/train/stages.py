@@ -7,15 +7,35 @@ serves both stages.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig, TrainConfig
-from mrdd.models import MRDD, ConsistencyModel, consistency_loss, mask_views, view_model_loss
+from mrdd.models import (
+    MRDD,
+    ConsistencyModel,
+    ConsistencyOutput,
+    SpecificOutput,
+    batch_moments,
+    consistency_loss,
+    mask_views,
+    view_model_loss,
+)
 from mrdd.models.availability import zero_absent_views
 from mrdd.train.device import autocast
+from mrdd.train.distributed import mean_across_ranks
+
+#: Times a named part of a step (a context manager factory); see :attr:`Stage.phase`.
+Phase = Callable[[str], AbstractContextManager]
+
+
+def _no_phase(name: str) -> AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
@@ -27,6 +47,7 @@ def _update(
     loss: Tensor,
     params: list[nn.Parameter],
     cfg: TrainConfig,
+    phase: Phase = _no_phase,
 ) -> Tensor:
     """Backward ``loss`` into ``params`` only, clip, step; return the gradient norm.
 
@@ -34,26 +55,35 @@ def _update(
     host sync. With ``skip_nonfinite`` the update is not applied when the loss or the norm
     is not finite; deciding that needs the value on the host (one sync per update).
     """
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=params)
-    grads = [p.grad for p in params if p.grad is not None]
-    if cfg.grad_clip is not None:
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-    else:
-        norm = torch.nn.utils.get_total_norm(grads)
-    if cfg.skip_nonfinite and not torch.isfinite(loss.detach() + norm).item():
-        return norm
-    optimizer.step()
+    with phase("backward"):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
+    with phase("optimizer"):
+        grads = [p.grad for p in params if p.grad is not None]
+        if cfg.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm(grads)
+        if cfg.skip_nonfinite and not torch.isfinite(loss.detach() + norm).item():
+            return norm
+        optimizer.step()
     return norm
 
 
 class Stage:
-    """Base class: ``model`` (what is checkpointed), ``optimizers``, ``step``, on ``device``."""
+    """Base class: ``model`` (what is checkpointed), ``optimizers``, ``step``, on ``device``.
+
+    ``phase`` wraps the parts of a step (``mask``, ``forward``, ``backward``,
+    ``optimizer``); it does nothing in training, and the benchmark replaces it
+    with a timer that synchronises the device at each boundary, so the split of
+    a step's time is measured on the very code that trains.
+    """
 
     name: str
     model: nn.Module
     optimizers: list[torch.optim.Optimizer]
     device: torch.device
+    phase: Phase = staticmethod(_no_phase)
 
     def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         """Run one update on a batch; return the loss terms and gradient norms (detached,
@@ -75,23 +105,28 @@ class ConsistencyStage(Stage):
         model_cfg: ModelConfig,
         train_cfg: TrainConfig,
         device: torch.device,
-        net: nn.Module | None = None,
+        net: Callable[..., ConsistencyOutput] | None = None,
     ) -> None:
         self.model = model
-        self.net = net or model  # the module whose forward runs (a DDP wrapper, or the model)
+        # what runs the forward: the model, or its DDP and/or torch.compile wrapper
+        self.net = net or model
         self.model_cfg, self.train_cfg, self.device = model_cfg, train_cfg, device
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = [_adamw(self.params, train_cfg.lr, train_cfg.weight_decay, device)]
 
     def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         cfg = self.train_cfg
-        views = zero_absent_views(views, available)
-        masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
-        with autocast(self.device, cfg.precision):
-            out = self.net(masked, available)
-        terms = consistency_loss(out, views, self.model_cfg.alpha, self.model_cfg.beta_c, available)
+        with self.phase("mask"):
+            views = zero_absent_views(views, available)
+            masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
+        with self.phase("forward"):
+            with autocast(self.device, cfg.precision):
+                out = self.net(masked, available)
+            terms = consistency_loss(
+                out, views, self.model_cfg.alpha, self.model_cfg.beta_c, available
+            )
         (optimizer,) = self.optimizers
-        terms["grad_norm"] = _update(optimizer, terms["loss"], self.params, cfg)
+        terms["grad_norm"] = _update(optimizer, terms["loss"], self.params, cfg, self.phase)
         return {k: v.detach() for k, v in terms.items()}
 
 
@@ -115,8 +150,8 @@ class DisentangleStage(Stage):
         model: MRDD,
         train_cfg: TrainConfig,
         device: torch.device,
-        view_net: nn.Module | None = None,
-        estimator_net: nn.Module | None = None,
+        view_net: Callable[..., list[SpecificOutput]] | None = None,
+        estimator_net: Callable[..., Tensor] | None = None,
     ) -> None:
         self.model = model
         self.view_net = view_net or model.specific
@@ -132,17 +167,23 @@ class DisentangleStage(Stage):
     def step(self, views: list[Tensor], available: Tensor | None = None) -> dict[str, Tensor]:
         cfg = self.train_cfg
         view_opt, estimator_opt = self.optimizers
-        views = zero_absent_views(views, available)
-        with autocast(self.device, cfg.precision):
-            c = self.model.consistent_code(views, available)
-            outputs = self.view_net(views, c)
-        s = [out.s.detach().float() for out in outputs]
+        with self.phase("forward"):
+            views = zero_absent_views(views, available)
+            with autocast(self.device, cfg.precision):
+                c = self.model.consistent_code(views, available)
+                outputs = self.view_net(views, c)
+            s = [out.s.detach().float() for out in outputs]
+            estimator_loss = -self.estimator_net(s, c, available)
+        club_grad_norm = _update(
+            estimator_opt, estimator_loss, self.estimator_params, cfg, self.phase
+        )
 
-        estimator_loss = -self.estimator_net(s, c, available)
-        club_grad_norm = _update(estimator_opt, estimator_loss, self.estimator_params, cfg)
-
-        terms = view_model_loss(self.model, outputs, views, c, available)
-        terms["grad_norm"] = _update(view_opt, terms["loss"], self.view_params, cfg)
+        with self.phase("forward"):
+            # CLUB's negative pairs span the global batch, also when it is sharded over
+            # ranks (with missing views: the present samples of this rank's shard)
+            c_moments = mean_across_ranks(batch_moments(c)) if available is None else None
+            terms = view_model_loss(self.model, outputs, views, c, available, c_moments)
+        terms["grad_norm"] = _update(view_opt, terms["loss"], self.view_params, cfg, self.phase)
         terms["club_nll"] = estimator_loss
         terms["club_grad_norm"] = club_grad_norm
         return {k: v.detach() for k, v in terms.items()}

@@ -68,6 +68,8 @@ class StageCheckpoint:
 
     ``every``: save after every that many epochs, and after the last one.
     ``resume``: restore from ``path`` if it exists (a fresh run overwrites it instead).
+    ``save``: whether to save at all (false on data-parallel ranks other than 0, which
+    restore the state rank 0 saved but never write).
     """
 
     def __init__(
@@ -77,17 +79,19 @@ class StageCheckpoint:
         view_shapes: list[tuple[int, ...]],
         every: int,
         resume: bool = False,
+        save: bool = True,
     ) -> None:
         self.path = Path(path)
         self.config = config
         self.view_shapes = [tuple(s) for s in view_shapes]
         self.every = every
         self.resume = resume
+        self.saves = save
         #: Where the last good state is (``None`` until one is saved or restored).
         self.last_saved: str | None = None
 
     def due(self, epochs_done: int, epochs: int) -> bool:
-        return epochs_done % self.every == 0 or epochs_done == epochs
+        return self.saves and (epochs_done % self.every == 0 or epochs_done == epochs)
 
     def save(self, stage: Stage, schedulers: list[LRScheduler], progress: Progress) -> None:
         atomic_torch_save(
