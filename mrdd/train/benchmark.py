@@ -1,0 +1,397 @@
+"""Training speed, measured: throughput, where a step's time goes, memory, FLOPs, and the
+device's own ceiling (what ``scripts/benchmark.py`` runs).
+
+Both stages are built by :mod:`mrdd.train.build`, exactly as a training run
+builds them, and trained for a few steps on the configured dataset. Every
+figure is a median over the timed steps, so a short hiccup of a shared machine
+does not move it. The ceiling is measured in the same process on the same
+device, in the dtype training computes in, so "fraction of ceiling" compares
+like with like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mrdd.config import BenchmarkConfig, RunConfig
+from mrdd.data import Batch, BatchLoader, DatasetSplits, load_dataset
+from mrdd.eval import clustering_report, extract_codes
+from mrdd.models import MRDD, ConsistencyModel
+from mrdd.train.build import consistency_stage, disentangle_stage, place_model
+from mrdd.train.device import (
+    keep_freed_cpu_memory,
+    resolve_device,
+    seed_everything,
+    uses_bf16,
+)
+from mrdd.train.run import environment_record, place_data
+from mrdd.train.stages import Stage
+
+#: The parts of a training step, in order; ``mask`` is stage 1's input masking.
+PHASES = ("data", "mask", "forward", "backward", "optimizer")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU, which runs synchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PhaseTimer:
+    """Seconds spent in each phase of the current step.
+
+    It synchronises the device at every phase boundary, so asynchronous CUDA
+    work is charged to the phase that queued it. That costs a little
+    host/device overlap, which is why training never does it: only the
+    benchmark installs this timer as a stage's ``phase``.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    def new_step(self) -> None:
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.seconds[name] += time.perf_counter() - start
+
+
+class PeakMemory:
+    """Peak memory since :meth:`reset`: ``max_memory_allocated`` on CUDA, peak RSS on CPU.
+
+    The RSS peak is the process's high-water mark (``getrusage``); on Linux,
+    writing 5 to ``/proc/self/clear_refs`` resets it, so each stage reports its
+    own peak (dataset and models in memory included). Where that is impossible
+    the record says ``memory_reset: false``: the peak is the process's so far.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.was_reset = False
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.was_reset = True
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.was_reset = True
+        except OSError:
+            self.was_reset = False
+
+    def record(self) -> dict[str, Any]:
+        if self.device.type == "cuda":
+            peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
+        else:
+            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peak, kind = (maxrss if sys.platform == "darwin" else maxrss * 1024), "rss"
+        return {"peak_memory_mb": peak / 2**20, "memory_kind": kind, "memory_reset": self.was_reset}
+
+
+def _forever(loader: BatchLoader) -> Iterator[Batch]:
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def time_steps(
+    stage: Stage, loader: BatchLoader, device: torch.device, steps: int, warmup: int
+) -> list[dict[str, float]]:
+    """Seconds per phase, ``other`` (the loop itself) and ``total`` of each of ``steps`` steps
+    taken after ``warmup`` untimed ones (which absorb one-off costs: allocator growth,
+    kernel selection, compilation)."""
+    timer = PhaseTimer(device)
+    stage.phase = timer
+    stage.model.train()
+    batches = _forever(loader)
+    records = []
+    try:
+        for i in range(warmup + steps):
+            timer.new_step()
+            synchronize(device)
+            start = time.perf_counter()
+            with timer("data"):
+                views, _ = next(batches)
+                views = [x.to(device, non_blocking=True) for x in views]
+            stage.step(views)
+            synchronize(device)
+            total = time.perf_counter() - start
+            if i >= warmup:
+                other = total - sum(timer.seconds.values())
+                records.append({**timer.seconds, "other": other, "total": total})
+    finally:
+        del stage.phase  # back to the class's no-op
+    return records
+
+
+def step_flops(stage: Stage, views: list[Tensor]) -> int:
+    """FLOPs of one training step (forward and backward of every network it runs), as
+    ``torch.utils.flop_counter`` counts them (matmuls and convolutions)."""
+    with FlopCounterMode(display=False) as counter:
+        stage.step(views)
+    return int(counter.get_total_flops())
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: kernel selection, allocation
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_ceiling(n: int, dtype: torch.dtype, device: torch.device, repeats: int) -> dict:
+    """GFLOP/s of an ``n×n`` by ``n×n`` matmul: what the device's GEMM reaches."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = _median_seconds(lambda: a @ b, repeats, device)
+    return {"shape": [n, n, n], "gflops_per_s": 2 * n**3 / seconds / 1e9}
+
+
+def conv_ceiling(
+    shape: tuple[int, int, int, int],
+    dtype: torch.dtype,
+    device: torch.device,
+    channels_last: bool,
+    repeats: int,
+) -> dict:
+    """GFLOP/s of forward and backward of a 3×3 conv, ``C→C`` channels on ``N×C×H×W``
+    input: the layer that holds most of the model's FLOPs, run as training runs it."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(shape, device=device, dtype=dtype).to(memory_format=memory_format)
+    weight = torch.randn(shape[1], shape[1], 3, 3, device=device, dtype=dtype)
+    weight = weight.to(memory_format=memory_format)
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
+    grad_out = torch.randn_like(x)
+
+    def forward_backward() -> None:
+        torch.autograd.grad(F.conv2d(x, weight, padding=1), (x, weight), grad_out)
+
+    with FlopCounterMode(display=False) as counter:
+        forward_backward()
+    seconds = _median_seconds(forward_backward, repeats, device)
+    return {
+        "shape": list(shape),
+        "gflops_per_s": counter.get_total_flops() / seconds / 1e9,
+    }
+
+
+def measure_ceiling(
+    cfg: RunConfig, bench: BenchmarkConfig, view_shapes: list[tuple[int, ...]], device: torch.device
+) -> dict[str, Any]:
+    """The device's reachable GFLOP/s: the best of a large matmul and the model's main conv."""
+    dtype = torch.bfloat16 if uses_bf16(device, cfg.train.precision) else torch.float32
+    n = bench.matmul_size.get(device.type, max(bench.matmul_size.values()))
+    result: dict[str, Any] = {
+        "dtype": str(dtype).removeprefix("torch."),
+        "matmul": matmul_ceiling(n, dtype, device, bench.ceiling_repeats),
+        "conv": None,
+    }
+    images = [s for s in view_shapes if len(s) == 3]
+    if images:
+        backbone = cfg.model.backbone
+        _, h, w = images[0]
+        shape = (cfg.train.batch_size, backbone.base_width * backbone.channel_mults[0], h, w)
+        result["conv"] = conv_ceiling(
+            shape, dtype, device, cfg.train.channels_last, bench.ceiling_repeats
+        )
+    result["gflops_per_s"] = max(
+        part["gflops_per_s"] for part in (result["matmul"], result["conv"]) if part
+    )
+    return result
+
+
+def _median_ms(records: list[dict[str, float]], key: str) -> float:
+    return 1000 * statistics.median(r[key] for r in records)
+
+
+def measure_stage(
+    build: Callable[[nn.Module, RunConfig], Stage],
+    model: nn.Module,
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    batch_size: int,
+    bench: BenchmarkConfig,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Throughput, time split, peak memory and FLOPs of ``bench.steps`` steps of one stage.
+
+    FLOPs are counted on an eager copy of the model (the counter cannot see
+    inside compiled graphs) before the peak memory is reset.
+    """
+    loader = BatchLoader(splits.train, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
+    views = [x.to(device) for x in next(iter(loader))[0]]
+    eager = copy.deepcopy(cfg)
+    eager.train.compile = False
+    flops = step_flops(build(copy.deepcopy(model), eager), views)
+    del views
+    memory = PeakMemory(device)
+    memory.reset()
+    records = time_steps(build(model, cfg), loader, device, bench.steps, bench.warmup)
+    total_s = statistics.median(r["total"] for r in records)
+    return {
+        "batch_size": batch_size,
+        "timed_steps": len(records),
+        "samples_per_s": batch_size / total_s,
+        "ms_per_step": {k: _median_ms(records, k) for k in (*PHASES, "other", "total")},
+        "flops_per_sample": flops / batch_size,
+        "gflops_per_s": flops / total_s / 1e9,
+        **memory.record(),
+    }
+
+
+def time_evaluation(
+    model: MRDD, cfg: RunConfig, splits: DatasetSplits, device: torch.device
+) -> dict[str, Any]:
+    """Seconds of one evaluation: extracting every code of the split, then KMeans (CPU)."""
+    data = splits.split(cfg.eval.split)
+    start = time.perf_counter()
+    codes = extract_codes(model, data, cfg.eval.batch_size, device)
+    extracted = time.perf_counter()
+    reps = codes.as_dict(splits.best_view)
+    clustering_report(
+        reps, data.labels, splits.num_classes, cfg.eval.split, cfg.eval.n_seeds, cfg.seed
+    )
+    return {
+        "split": cfg.eval.split,
+        "samples": len(data),
+        "representations": len(reps),
+        "kmeans_runs": cfg.eval.n_seeds,
+        "extract_s": extracted - start,
+        "clustering_s": time.perf_counter() - extracted,
+    }
+
+
+def benchmark(cfg: RunConfig, bench: BenchmarkConfig) -> dict[str, Any]:
+    """Measure stage 1, stage 2, one evaluation and the device's ceiling; return the record."""
+    seed_everything(cfg.seed, cfg.deterministic)
+    device = resolve_device(cfg.device)
+    kept = device.type == "cpu" and cfg.train.cpu_keep_freed_memory and keep_freed_cpu_memory()
+    load_before = os.getloadavg()
+    splits = load_dataset(cfg.dataset)
+    splits.train = place_data(splits.train, device)
+    shapes = splits.view_shapes
+
+    consistency = place_model(ConsistencyModel(shapes, cfg.model), cfg, device)
+    stages = {
+        "consistency": measure_stage(
+            lambda m, c: consistency_stage(m, c, device),
+            consistency,
+            cfg,
+            splits,
+            cfg.train.batch_size,
+            bench,
+            device,
+        )
+    }
+    model = MRDD(shapes, cfg.model)
+    model.consistency.load_state_dict(consistency.state_dict())
+    model = place_model(model, cfg, device)
+    stages["disentangle"] = measure_stage(
+        lambda m, c: disentangle_stage(m, c, device),
+        model,
+        cfg,
+        splits,
+        cfg.train.stage2_batch_size,
+        bench,
+        device,
+    )
+    evaluation = time_evaluation(model, cfg, splits, device) if bench.evaluate else None
+    ceiling = measure_ceiling(cfg, bench, shapes, device)
+    for record in stages.values():
+        record["ceiling_fraction"] = record["gflops_per_s"] / ceiling["gflops_per_s"]
+    return {
+        "environment": {
+            **environment_record(device),
+            "cpu_keep_freed_memory": kept,
+            "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg()),
+        },
+        "settings": {
+            "dataset": splits.name,
+            "view_shapes": [list(s) for s in shapes],
+            "steps": bench.steps,
+            "warmup": bench.warmup,
+            "model": cfg.to_dict()["model"],
+            "train": cfg.to_dict()["train"],
+        },
+        "stages": stages,
+        "evaluation": evaluation,
+        "ceiling": ceiling,
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The benchmark record as a plain-text table."""
+    env, ceiling = result["environment"], result["ceiling"]
+    lines = [
+        f"device {env['device']} ({env['device_name']}), {env['cpu_threads']} threads, "
+        f"torch {env['torch']}; load average {env['load_average_before'][0]:.2f} before, "
+        f"{env['load_average_after'][0]:.2f} after; "
+        f"{result['settings']['steps']} timed steps after {result['settings']['warmup']}",
+        "",
+        f"{'stage':<12} {'batch':>5} {'samples/s':>9} "
+        + " ".join(f"{p:>8}" for p in (*PHASES, "total"))
+        + f" {'peak MB':>8} {'MFLOP/smp':>9} {'GFLOP/s':>8} {'ceiling':>7}",
+    ]
+    for name, s in result["stages"].items():
+        ms = s["ms_per_step"]
+        lines.append(
+            f"{name:<12} {s['batch_size']:>5} {s['samples_per_s']:>9.1f} "
+            + " ".join(f"{ms[p]:>8.1f}" for p in (*PHASES, "total"))
+            + f" {s['peak_memory_mb']:>8.0f} {s['flops_per_sample'] / 1e6:>9.1f}"
+            f" {s['gflops_per_s']:>8.1f} {s['ceiling_fraction']:>7.0%}"
+        )
+    lines.append(
+        "(phase columns: median ms per step; peak memory: "
+        + ("max_memory_allocated)" if s["memory_kind"] == "cuda_max_allocated" else "process RSS)")
+    )
+    conv = ceiling["conv"]
+    lines.append(
+        f"ceiling ({ceiling['dtype']}): matmul {'x'.join(map(str, ceiling['matmul']['shape']))} "
+        f"{ceiling['matmul']['gflops_per_s']:.1f} GFLOP/s"
+        + (
+            f"; 3x3 conv fwd+bwd on {'x'.join(map(str, conv['shape']))} "
+            f"{conv['gflops_per_s']:.1f} GFLOP/s"
+            if conv
+            else ""
+        )
+    )
+    evaluation = result["evaluation"]
+    if evaluation:
+        lines.append(
+            f"evaluation ({evaluation['samples']} {evaluation['split']} samples): codes "
+            f"{evaluation['extract_s']:.2f} s, KMeans {evaluation['clustering_s']:.2f} s "
+            f"({evaluation['representations']} representations x {evaluation['kmeans_runs']} runs)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Measure training speed: samples/s, time split, memory, FLOPs, fraction of the ceiling.
+
+python scripts/benchmark.py experiment=paper_edge_mnist           # the paper's setting
+python scripts/benchmark.py benchmark.steps=50 train.channels_last=false
+python scripts/benchmark.py benchmark.json=bench.json device=cuda
+
+Prints a table and writes the same numbers as JSON (benchmark.json in the run
+directory, or benchmark.json=<path>). Any training override applies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from mrdd.config import BenchmarkConfig, ConfigError, RunConfig
+from mrdd.data import DataError
+from mrdd.train.benchmark import benchmark, format_report
+
+USER_ERRORS = (ConfigError, DataError)
+
+
+@hydra.main(config_path="../configs", config_name="benchmark", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        options = OmegaConf.to_container(cfg, resolve=True)
+        bench = BenchmarkConfig.from_dict(options.pop("benchmark"))
+        result = benchmark(RunConfig.from_dict(options), bench)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    path = Path(bench.json or Path(HydraConfig.get().runtime.output_dir) / "benchmark.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(format_report(result))
+    print(f"JSON: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""scripts/benchmark.py end to end on a tiny config, and the timing helpers it relies on."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_views, write_tiny_npz
+
+from mrdd.data import BatchLoader, MultiViewData
+from mrdd.models import ConsistencyModel
+from mrdd.train import ConsistencyStage
+from mrdd.train.benchmark import PHASES, time_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "model.c_dim=4",
+    "model.v_dim=3",
+    "model.backbone.base_width=4",
+    "model.backbone.num_blocks=1",
+    "model.backbone.channel_mults=[1,2]",
+    "model.backbone.latent_channels=2",
+    "train.batch_size=8",
+    "eval.n_seeds=1",
+    "device=cpu",
+    "benchmark.steps=2",
+    "benchmark.warmup=1",
+    "benchmark.matmul_size.cpu=64",
+    "benchmark.ceiling_repeats=2",
+]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> tuple[dict, str]:
+    tmp = tmp_path_factory.mktemp("bench")
+    write_tiny_npz(tmp / "tiny.npz")
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "benchmark.py"),
+        *TINY,
+        "dataset=npz",
+        f"dataset.path={tmp / 'tiny.npz'}",
+        f"benchmark.json={tmp / 'bench.json'}",
+        f"hydra.run.dir={tmp / 'run'}",
+    ]
+    result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((tmp / "bench.json").read_text()), result.stdout
+
+
+def test_benchmark_json_has_every_field(bench):
+    record, _ = bench
+    assert set(record) == {"environment", "settings", "stages", "evaluation", "ceiling"}
+    assert record["settings"]["steps"] == 2 and record["settings"]["warmup"] == 1
+    assert set(record["stages"]) == {"consistency", "disentangle"}
+    for name, stage in record["stages"].items():
+        assert stage["batch_size"] == 8 and stage["timed_steps"] == 2, name
+        ms = stage["ms_per_step"]
+        assert set(ms) == {*PHASES, "other", "total"}
+        assert all(v >= 0 for v in ms.values()) and ms["total"] > 0
+        assert stage["samples_per_s"] == pytest.approx(8 / (ms["total"] / 1000))
+        assert stage["flops_per_sample"] > 0
+        assert stage["gflops_per_s"] == pytest.approx(
+            stage["flops_per_sample"] * stage["samples_per_s"] / 1e9
+        )
+        assert stage["memory_kind"] == "rss" and stage["peak_memory_mb"] > 0
+        assert (
+            0
+            < stage["ceiling_fraction"]
+            == pytest.approx(stage["gflops_per_s"] / record["ceiling"]["gflops_per_s"])
+        )
+    assert record["stages"]["disentangle"]["ms_per_step"]["mask"] == 0  # no masking in stage 2
+    ceiling = record["ceiling"]
+    assert ceiling["dtype"] == "float32"
+    assert ceiling["matmul"]["shape"] == [64, 64, 64]
+    assert ceiling["conv"]["shape"] == [8, 4, 8, 8]  # batch × base_width × the 8×8 images
+    assert ceiling["gflops_per_s"] == max(
+        ceiling["matmul"]["gflops_per_s"], ceiling["conv"]["gflops_per_s"]
+    )
+    evaluation = record["evaluation"]
+    assert evaluation["samples"] == 8 and evaluation["representations"] == 5
+    assert evaluation["extract_s"] > 0 and evaluation["clustering_s"] > 0
+    assert record["environment"]["device"] == "cpu"
+
+
+def test_benchmark_prints_a_table(bench):
+    _, stdout = bench
+    lines = stdout.splitlines()
+    assert any(line.startswith("consistency ") for line in lines)
+    assert any(line.startswith("disentangle ") for line in lines)
+    assert "samples/s" in stdout and "ceiling" in stdout and "JSON:" in stdout
+
+
+def test_time_steps_times_each_phase_and_leaves_training_unsynchronised(tiny_config):
+    views, labels = make_views(16)
+    model = ConsistencyModel([tuple(v.shape[1:]) for v in views], tiny_config.model)
+    stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, torch.device("cpu"))
+    loader = BatchLoader(MultiViewData(views, labels), 8)
+    records = time_steps(stage, loader, torch.device("cpu"), steps=3, warmup=1)
+    assert len(records) == 3
+    for r in records:
+        assert all(r[p] > 0 for p in PHASES)
+        assert r["total"] == pytest.approx(sum(r[p] for p in (*PHASES, "other")))
+    assert "phase" not in vars(stage)  # the stage is back to its no-op phase
