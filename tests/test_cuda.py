@@ -1,0 +1,39 @@
+"""CUDA-only checks of the hot path (skipped on machines without a GPU)."""
+
+import pytest
+import torch
+from helpers import make_views
+
+from mrdd.models import MRDD, ConsistencyModel
+from mrdd.train.build import consistency_stage, disentangle_stage, place_model
+from mrdd.train.device import uses_bf16
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_training_steps_never_wait_for_the_gpu(tiny_config):
+    """Any host-device synchronisation inside a step (``.item()``, a tensor used as a
+    bool, a blocking copy) raises under the sync debug mode."""
+    device = torch.device("cuda")
+    tiny_config.train.precision = "auto"
+    assert uses_bf16(device, tiny_config.train.precision)
+    views = [x.to(device) for x in make_views(16)[0]]
+    shapes = [tuple(x.shape[1:]) for x in views]
+    stage1 = consistency_stage(
+        place_model(ConsistencyModel(shapes, tiny_config.model), tiny_config, device),
+        tiny_config,
+        device,
+    )
+    model = place_model(MRDD(shapes, tiny_config.model), tiny_config, device)
+    stage2 = disentangle_stage(model, tiny_config, device)
+    stage1.model.train()
+    model.train()
+    stage1.step(views)  # warm-up: lazy optimiser state, kernel choice
+    stage2.step(views)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        terms = [stage1.step(views), stage2.step(views)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(v).item() for t in terms for v in t.values())
