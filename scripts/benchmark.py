@@ -5,7 +5,8 @@ python scripts/benchmark.py benchmark.steps=50 train.channels_last=false
 python scripts/benchmark.py benchmark.json=bench.json device=cuda
 
 Prints a table and writes the same numbers as JSON (benchmark.json in the run
-directory, or benchmark.json=<path>). Any training override applies.
+directory, or benchmark.json=<path>); the timed evaluation writes its metrics and
+figures into the run directory. Any training override applies.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def main(cfg: DictConfig) -> None:
     try:
         options = OmegaConf.to_container(cfg, resolve=True)
         bench = BenchmarkConfig.from_dict(options.pop("benchmark"))
-        result = benchmark(RunConfig.from_dict(options), bench)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        result = benchmark(RunConfig.from_dict(options), bench, out_dir)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    path = Path(bench.json or Path(HydraConfig.get().runtime.output_dir) / "benchmark.json")
+    path = Path(bench.json or out_dir / "benchmark.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print(format_report(result))

@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mrdd.config import BenchmarkConfig, RunConfig
 from mrdd.data import Batch, BatchLoader, DatasetSplits, load_dataset
-from mrdd.eval import clustering_report, extract_codes
+from mrdd.eval import evaluate_model, extract_codes
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.device import (
@@ -38,8 +38,10 @@ from mrdd.train.device import (
     seed_everything,
     uses_bf16,
 )
-from mrdd.train.run import environment_record, place_data
+from mrdd.train.provenance import environment_record
+from mrdd.train.run import place_data
 from mrdd.train.stages import Stage
+from mrdd.train.validate import validate_against_data
 
 #: The parts of a training step, in order; ``mask`` is stage 1's input masking.
 PHASES = ("data", "mask", "forward", "backward", "optimizer")
@@ -271,34 +273,34 @@ def measure_stage(
 
 
 def time_evaluation(
-    model: MRDD, cfg: RunConfig, splits: DatasetSplits, device: torch.device
+    model: MRDD, cfg: RunConfig, splits: DatasetSplits, device: torch.device, out_dir: Path
 ) -> dict[str, Any]:
-    """Seconds of one evaluation: extracting every code of the split, then KMeans (CPU)."""
+    """Seconds of extracting the codes of the evaluated split, and of the whole evaluation
+    a run ends with (codes of both splits, KMeans, probes, redundancy, figures into
+    ``out_dir``), as :func:`mrdd.eval.evaluate_model` does it."""
     data = splits.split(cfg.eval.split)
     start = time.perf_counter()
-    codes = extract_codes(model, data, cfg.eval.batch_size, device)
+    extract_codes(model, data, cfg.eval.batch_size, device)
     extracted = time.perf_counter()
-    reps = codes.as_dict(splits.best_view)
-    clustering_report(
-        reps, data.labels, splits.num_classes, cfg.eval.split, cfg.eval.n_seeds, cfg.seed
-    )
+    evaluate_model(model, cfg, splits, device, out_dir)
     return {
         "split": cfg.eval.split,
         "samples": len(data),
-        "representations": len(reps),
         "kmeans_runs": cfg.eval.n_seeds,
         "extract_s": extracted - start,
-        "clustering_s": time.perf_counter() - extracted,
+        "evaluate_s": time.perf_counter() - extracted,
     }
 
 
-def benchmark(cfg: RunConfig, bench: BenchmarkConfig) -> dict[str, Any]:
-    """Measure stage 1, stage 2, one evaluation and the device's ceiling; return the record."""
+def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Measure stage 1, stage 2, one evaluation (its files go to ``out_dir``) and the
+    device's ceiling; return the record."""
     seed_everything(cfg.seed, cfg.deterministic)
     device = resolve_device(cfg.device)
     kept = device.type == "cpu" and cfg.train.cpu_keep_freed_memory and keep_freed_cpu_memory()
     load_before = os.getloadavg()
     splits = load_dataset(cfg.dataset)
+    validate_against_data(cfg, splits)
     splits.train = place_data(splits.train, device)
     shapes = splits.view_shapes
 
@@ -326,7 +328,9 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig) -> dict[str, Any]:
         bench,
         device,
     )
-    evaluation = time_evaluation(model, cfg, splits, device) if bench.evaluate else None
+    evaluation = None
+    if bench.evaluate:
+        evaluation = time_evaluation(model, cfg, splits, device, Path(out_dir))
     ceiling = measure_ceiling(cfg, bench, shapes, device)
     for record in stages.values():
         record["ceiling_fraction"] = record["gflops_per_s"] / ceiling["gflops_per_s"]
@@ -390,8 +394,9 @@ def format_report(result: dict[str, Any]) -> str:
     evaluation = result["evaluation"]
     if evaluation:
         lines.append(
-            f"evaluation ({evaluation['samples']} {evaluation['split']} samples): codes "
-            f"{evaluation['extract_s']:.2f} s, KMeans {evaluation['clustering_s']:.2f} s "
-            f"({evaluation['representations']} representations x {evaluation['kmeans_runs']} runs)"
+            f"evaluation: codes of the {evaluation['samples']} {evaluation['split']} samples "
+            f"{evaluation['extract_s']:.2f} s; the whole evaluation (both splits' codes, "
+            f"{evaluation['kmeans_runs']} KMeans runs, probes, figures) "
+            f"{evaluation['evaluate_s']:.1f} s"
         )
     return "\n".join(lines)
