@@ -279,9 +279,9 @@ class BenchmarkConfig:
     ``steps`` timed training steps per stage after ``warmup`` untimed ones;
     ``evaluate`` times one evaluation; the ceiling is the GFLOP/s of an
     ``n×n`` matmul, ``n = matmul_size[device type]`` (large enough to saturate
-    the device), and of the model's widest-resolution conv, each the median of
-    ``ceiling_repeats`` runs. ``json``: where to write the results (``None``:
-    ``benchmark.json`` in the run directory).
+    the device), and of the model's widest-resolution conv, each the fastest of
+    ``ceiling_repeats`` runs before and after training. ``json``: where to write
+    the results (``None``: ``benchmark.json`` in the run directory).
     """
 
     steps: int = 20
