@@ -131,6 +131,7 @@ def time_steps(
     stage.phase = timer
     stage.model.train()
     batches = _forever(loader)
+    complete = loader.data.complete  # as in training: availability only for incomplete data
     records = []
     try:
         for i in range(warmup + steps):
@@ -138,9 +139,10 @@ def time_steps(
             synchronize(device)
             start = time.perf_counter()
             with timer("data"):
-                views, _ = next(batches)
+                views, _, available = next(batches)
                 views = [x.to(device, non_blocking=True) for x in views]
-            stage.step(views)
+                available = None if complete else available.to(device)
+            stage.step(views, available)
             synchronize(device)
             total = time.perf_counter() - start
             if i >= warmup:
