@@ -108,7 +108,9 @@ class TrainConfig:
     GPU); ``compile`` runs the trained networks through ``torch.compile`` (eager,
     with a warning, if compiling fails); ``cpu_keep_freed_memory`` lets a CPU run
     reuse freed memory instead of returning it to the OS every step (glibc only;
-    see :func:`mrdd.train.device.keep_freed_cpu_memory`).
+    see :func:`mrdd.train.device.keep_freed_cpu_memory`); ``cache_consistent_code``
+    computes stage 2's frozen ``c`` once per training sample instead of once per batch
+    (exact; see :meth:`mrdd.train.stages.DisentangleStage.cache_codes`).
     """
 
     epochs: int = 20
@@ -127,6 +129,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     cpu_keep_freed_memory: bool = True
+    cache_consistent_code: bool = True
     log_every: int = 10
     ckpt_every: int = 1
     skip_nonfinite: bool = False

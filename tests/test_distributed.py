@@ -118,7 +118,7 @@ def _worker(rank: int, ports: list[int], tmp: Path, dataset: dict) -> None:
         loader = BatchLoader(
             _global_batch(), GLOBAL_BATCH, shuffle=False, rank=ctx.rank, world_size=ctx.world_size
         )
-        views, _, _ = next(iter(loader))
+        views = next(iter(loader)).views
         torch.save(_one_step_of_each_stage(cfg, views, ctx), tmp / f"step_rank{rank}.pt")
     os.environ["MASTER_PORT"] = str(ports[1])
     run(cfg, tmp / f"run_rank{rank}")  # joins the process group from the environment itself

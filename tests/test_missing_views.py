@@ -65,7 +65,7 @@ def test_missing_rate_applies_to_both_splits_and_loader_yields_masks(tmp_path):
         assert int((~data.available.all(dim=1)).sum()) == round(0.5 * len(data))
     again = load_dataset({**options, "missing_seed": 1})
     assert torch.equal(splits.train.available, again.train.available)
-    _, _, available = next(iter(BatchLoader(splits.train, 8, shuffle=False)))
+    available = next(iter(BatchLoader(splits.train, 8, shuffle=False))).available
     assert torch.equal(available, splits.train.available[:8])
     with pytest.raises(DataError, match="already has missing views"):
         drop_views(splits.train, 0.2, seed=0)

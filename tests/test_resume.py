@@ -31,12 +31,12 @@ import os, runpy, signal, sys
 from mrdd.train.stages import ConsistencyStage
 kill_at, steps = int(sys.argv.pop(1)), 0
 original = ConsistencyStage.step
-def step_or_die(self, views):
+def step_or_die(self, *batch):
     global steps
     steps += 1
     if steps == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, views)
+    return original(self, *batch)
 ConsistencyStage.step = step_or_die
 sys.argv[0] = "scripts/train.py"
 runpy.run_path("scripts/train.py", run_name="__main__")
@@ -145,10 +145,10 @@ def test_crash_mid_epoch_then_resume_with_the_script(tmp_path, monkeypatch, refe
     steps = iter(range(1, 100))
     original = crashing.step
 
-    def step_or_crash(self, views):
+    def step_or_crash(self, *batch):
         if next(steps) == 6:
             raise Crash
-        return original(self, views)
+        return original(self, *batch)
 
     monkeypatch.setattr(crashing, "step", step_or_crash)
     crashed = tmp_path / "crashed"

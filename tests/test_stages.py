@@ -1,8 +1,10 @@
 import copy
 
+import pytest
 import torch
 from helpers import make_views
 
+from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train import ConsistencyStage, DisentangleStage
 
@@ -110,3 +112,62 @@ def test_stage2_club_term_lowers_the_estimated_dependence(tiny_config):
     with torch.no_grad():
         mi_after = club.mi_upper_bound(model.specific(views, c)[0].mu, c).item()
     assert mi_after < mi_before
+
+
+def _availability(n: int) -> torch.Tensor:
+    """Each sample keeps a view: view 0 is missing in rows 0, 4, ..., view 1 in rows 2, 6, ..."""
+    available = torch.ones(n, 2, dtype=torch.bool)
+    available[0::4, 0] = False
+    available[2::4, 1] = False
+    return available
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["complete", "missing_views"])
+def test_stage2_step_with_cached_codes_equals_the_step_that_encodes(tiny_config, missing):
+    """cache_codes is exact: looking c up by the batch's index gives the step that runs the
+    frozen encoder on the batch (with missing views: c of the present views)."""
+    views, labels = make_views(16)
+    data = MultiViewData(views, labels, "tiny", _availability(16) if missing else None)
+
+    def stage(cache: bool) -> DisentangleStage:
+        torch.manual_seed(0)
+        model = MRDD(data.view_shapes, tiny_config.model).train()
+        stage = DisentangleStage(model, tiny_config.train, CPU)
+        if cache:
+            stage.cache_codes(data, batch_size=5)  # batches that do not divide the data
+        return stage
+
+    cached, encoding = stage(cache=True), stage(cache=False)
+    assert cached.codes.shape == (16, tiny_config.model.c_dim) and encoding.codes is None
+    batch = next(iter(BatchLoader(data, 8, seed=3)))  # shuffled rows
+    assert not torch.equal(batch.index, torch.arange(8))
+    available = batch.available if missing else None
+    torch.manual_seed(1)
+    got = cached.step(batch.views, available, batch.index)
+    torch.manual_seed(1)
+    want = encoding.step(batch.views, available)
+    torch.testing.assert_close(got, want)
+    # gradients, not weights: AdamW's first step moves a weight by ±lr whatever its
+    # gradient's size, so a conv bias just before a BatchNorm (gradient 0 up to rounding)
+    # would differ by rounding noise alone
+    for a, b in zip(cached.model.parameters(), encoding.model.parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_stage2_with_cached_codes_never_runs_the_frozen_encoder(tiny_config, monkeypatch):
+    views, labels = make_views(16)
+    data = MultiViewData(views, labels, "tiny")
+    model = MRDD(data.view_shapes, tiny_config.model).train()
+    stage = DisentangleStage(model, tiny_config.train, CPU)
+    stage.cache_codes(data, batch_size=16)
+
+    def encoder_called(*_):
+        raise AssertionError("the frozen encoder ran although c was cached")
+
+    monkeypatch.setattr(model, "consistent_code", encoder_called)
+    batch = next(iter(BatchLoader(data, 8)))
+    assert torch.isfinite(stage.step(batch.views, None, batch.index)["loss"])
+    with pytest.raises(AssertionError, match="frozen encoder ran"):
+        stage.step(batch.views)  # no index: c must be computed

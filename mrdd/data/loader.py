@@ -11,18 +11,28 @@ global batch, so K processes together see exactly the batches one process would.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from mrdd.data.base import DataError, MultiViewData
 
-#: ``(views, labels, available)``: ``available`` is the batch's ``B×V`` bool mask.
-Batch = tuple[list[Tensor], Tensor, Tensor]
+
+class Batch(NamedTuple):
+    """One mini-batch: the rows ``index`` of every view, their labels, and their ``B×V``
+    view-availability mask. ``index`` (row numbers in the split) lets a stage look up
+    per-sample values it computed once, such as stage 2's frozen consistent codes."""
+
+    views: list[Tensor]
+    labels: Tensor
+    available: Tensor
+    index: Tensor
 
 
 class BatchLoader:
-    """Iterate over ``(views, labels, available)`` mini-batches of a :class:`MultiViewData`.
+    """Iterate over :class:`Batch` es (``views, labels, available, index``) of a
+    :class:`MultiViewData`.
 
     Args:
         data: the split to iterate over (on any device).
@@ -87,4 +97,5 @@ class BatchLoader:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             if self.world_size > 1:
                 idx = idx.tensor_split(self.world_size)[self.rank]
-            yield [x[idx] for x in self.data.views], self.data.labels[idx], self.data.available[idx]
+            data = self.data
+            yield Batch([x[idx] for x in data.views], data.labels[idx], data.available[idx], idx)

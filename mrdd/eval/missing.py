@@ -47,7 +47,7 @@ def impute_split(
     """Every view of ``data`` with the absent ones imputed (on the CPU)."""
     trained.model.eval()
     parts: list[list[Tensor]] = []
-    for views, _, available in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
+    for views, _, available, _ in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
         parts.append([x.cpu() for x in trained.impute(views, available, source)])
     return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
 

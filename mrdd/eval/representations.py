@@ -23,7 +23,7 @@ def extract_codes(
     loader = BatchLoader(data, batch_size, shuffle=False, drop_last=False)
     cs: list[Tensor] = []
     ss: list[list[Tensor]] = []
-    for views, _, available in loader:
+    for views, _, available, _ in loader:
         views = [x.to(device, non_blocking=True) for x in views]
         available = None if data.complete else available.to(device)
         if isinstance(model, MRDD):

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mrdd.config import BenchmarkConfig, RunConfig
@@ -139,10 +139,10 @@ def time_steps(
             synchronize(device)
             start = time.perf_counter()
             with timer("data"):
-                views, _, available = next(batches)
+                views, _, available, index = next(batches)
                 views = [x.to(device, non_blocking=True) for x in views]
                 available = None if complete else available.to(device)
-            stage.step(views, available)
+            stage.step(views, available, index)
             synchronize(device)
             total = time.perf_counter() - start
             if i >= warmup:
@@ -153,11 +153,14 @@ def time_steps(
     return records
 
 
-def step_flops(stage: Stage, views: list[Tensor]) -> int:
-    """FLOPs of one training step (forward and backward of every network it runs), as
+def step_flops(stage: Stage, batch: Batch, device: torch.device) -> int:
+    """FLOPs of one training step on ``batch`` (forward and backward of every network it
+    runs; not stage 2's frozen encoder when its codes are cached), as
     ``torch.utils.flop_counter`` counts them (matmuls and convolutions)."""
+    views = [x.to(device) for x in batch.views]
+    available = None if batch.available.all() else batch.available.to(device)
     with FlopCounterMode(display=False) as counter:
-        stage.step(views)
+        stage.step(views, available, batch.index)
     return int(counter.get_total_flops())
 
 
@@ -262,23 +265,26 @@ def measure_stage(
     bench: BenchmarkConfig,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Throughput, time split, peak memory and FLOPs of ``bench.steps`` steps of one stage.
+    """Throughput, time split, peak memory and FLOPs of ``bench.steps`` steps of one stage,
+    and the seconds it takes to build it (``setup_s``: wrapping, stage 2's code cache).
 
     FLOPs are counted on an eager copy of the model (the counter cannot see
     inside compiled graphs) before the peak memory is reset.
     """
     loader = BatchLoader(splits.train, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
-    views = [x.to(device) for x in next(iter(loader))[0]]
     eager = copy.deepcopy(cfg)
     eager.train.compile = False
-    flops = step_flops(build(copy.deepcopy(model), eager), views)
-    del views
+    flops = step_flops(build(copy.deepcopy(model), eager), next(iter(loader)), device)
     memory = PeakMemory(device)
     memory.reset()
-    records = time_steps(build(model, cfg), loader, device, bench.steps, bench.warmup)
+    start = time.perf_counter()
+    stage = build(model, cfg)
+    setup_s = time.perf_counter() - start
+    records = time_steps(stage, loader, device, bench.steps, bench.warmup)
     total_s = statistics.median(r["total"] for r in records)
     return {
         "batch_size": batch_size,
+        "setup_s": setup_s,
         "timed_steps": len(records),
         "samples_per_s": batch_size / total_s,
         "ms_per_step": {k: _median_ms(records, k) for k in (*PHASES, "other", "total")},
@@ -337,7 +343,7 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
     model.consistency.load_state_dict(consistency.state_dict())
     model = place_model(model, cfg, device)
     stages["disentangle"] = measure_stage(
-        lambda m, c: disentangle_stage(m, c, device),
+        lambda m, c: disentangle_stage(m, c, device, train_data=splits.train),
         model,
         cfg,
         splits,
@@ -396,6 +402,10 @@ def format_report(result: dict[str, Any]) -> str:
     lines.append(
         "(phase columns: median ms per step; peak memory: "
         + ("max_memory_allocated)" if s["memory_kind"] == "cuda_max_allocated" else "process RSS)")
+    )
+    lines.append(
+        "setup before the first step (wrapping; stage 2: its cache of c): "
+        + ", ".join(f"{name} {s['setup_s']:.2f} s" for name, s in result["stages"].items())
     )
     conv = ceiling["conv"]
     lines.append(

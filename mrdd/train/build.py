@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mrdd.config import RunConfig
+from mrdd.data import MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.device import maybe_compile
 from mrdd.train.distributed import DistContext, data_parallel
@@ -43,15 +44,24 @@ def consistency_stage(
 
 
 def disentangle_stage(
-    model: MRDD, cfg: RunConfig, device: torch.device, ctx: DistContext | None = None
+    model: MRDD,
+    cfg: RunConfig,
+    device: torch.device,
+    ctx: DistContext | None = None,
+    train_data: MultiViewData | None = None,
 ) -> DisentangleStage:
     """Stage 2 for a placed ``model``: only the view models and the estimators are wrapped,
-    the frozen consistency model runs as is."""
+    the frozen consistency model runs as is. Given the ``train_data`` it will train on,
+    and with ``train.cache_consistent_code``, the stage computes ``c`` of every sample
+    up front (in batches of ``eval.batch_size``, the size of every inference pass)."""
     ctx = ctx or DistContext()
-    return DisentangleStage(
+    stage = DisentangleStage(
         model,
         cfg.train,
         device,
         view_net=_trainable(model.specific, cfg, device, ctx),
         estimator_net=_trainable(model.club, cfg, device, ctx),
     )
+    if train_data is not None and cfg.train.cache_consistent_code:
+        stage.cache_codes(train_data, cfg.eval.batch_size)
+    return stage

@@ -107,9 +107,10 @@ def _train_epoch(
         dynamic_ncols=True,
     )
     complete = loader.data.complete  # decided once: no per-step host sync
-    for views, _, available in bar:
+    for views, _, available, index in bar:
         views = [x.to(device, non_blocking=True) for x in views]
-        terms = stage.step(views) if complete else stage.step(views, available.to(device))
+        available = None if complete else available.to(device)
+        terms = stage.step(views, available, index)
         for scheduler in schedulers:
             scheduler.step()
         progress.step += 1

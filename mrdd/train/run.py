@@ -183,7 +183,7 @@ def train_disentangle(
     else:
         load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes)
     model = place_model(model, cfg, device)
-    stage = disentangle_stage(model, cfg, device, ctx)
+    stage = disentangle_stage(model, cfg, device, ctx, train_data=splits.train)
     loader = _loader(splits.train, cfg.train.stage2_batch_size, cfg, ctx)
     epochs = cfg.train.stage2_epochs
     log.info("stage 2 (disentangle): %d epochs of %d steps", epochs, len(loader))
