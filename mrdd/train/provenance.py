@@ -40,6 +40,18 @@ def git_record() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo`` on Linux, else what the platform reports): CPU
+    timings mean little without it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def environment_record(device: torch.device) -> dict[str, Any]:
     """Package and git versions, torch, CUDA, device, Python."""
     return {
@@ -48,7 +60,7 @@ def environment_record(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
