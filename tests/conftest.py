@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_views
+from helpers import TINY_MODEL, make_views
 
 from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits, MultiViewData
-
-TINY_MODEL = {
-    "c_dim": 4,
-    "v_dim": 3,
-    "backbone": {"base_width": 4, "channel_mults": [1, 2], "num_blocks": 1, "latent_channels": 2},
-    "club_hidden": 16,
-}
 
 
 @pytest.fixture

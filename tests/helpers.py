@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import copy
 import runpy
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+#: The smallest model that exercises every part: the model section of the unit tests' configs.
+TINY_MODEL = {
+    "c_dim": 4,
+    "v_dim": 3,
+    "backbone": {"base_width": 4, "channel_mults": [1, 2], "num_blocks": 1, "latent_channels": 2},
+    "club_hidden": 16,
+}
+
+
+def as_overrides(prefix: str, values: dict) -> list[str]:
+    """A config section as Hydra command-line overrides (``model.backbone.num_blocks=1``)."""
+    overrides = []
+    for key, value in values.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            overrides += as_overrides(name, value)
+        elif isinstance(value, list):
+            overrides.append(f"{name}=[{','.join(map(str, value))}]")
+        else:
+            overrides.append(f"{name}={value}")
+    return overrides
+
+
+#: :data:`TINY_MODEL` for the scripts' command lines.
+TINY_MODEL_OVERRIDES = as_overrides("model", TINY_MODEL)
 
 
 def make_views(
@@ -36,17 +63,7 @@ def tiny_run_dict(npz_path, **sections) -> dict:
     ``sections`` update its sections (``train={...}``) or set top-level keys."""
     config = {
         "dataset": {"name": "npz", "path": str(npz_path)},
-        "model": {
-            "c_dim": 4,
-            "v_dim": 3,
-            "backbone": {
-                "base_width": 4,
-                "channel_mults": [1, 2],
-                "num_blocks": 1,
-                "latent_channels": 2,
-            },
-            "club_hidden": 16,
-        },
+        "model": copy.deepcopy(TINY_MODEL),
         "train": {"epochs": 2, "batch_size": 8, "log_every": 2},
         "eval": {"n_seeds": 2, "num_figure_samples": 4},
         "device": "cpu",

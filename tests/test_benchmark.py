@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_views, write_image_npz
+from helpers import TINY_MODEL_OVERRIDES, make_views, write_image_npz
 
 from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import ConsistencyModel
@@ -17,12 +17,7 @@ from mrdd.train.benchmark import PHASES, time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.c_dim=4",
-    "model.v_dim=3",
-    "model.backbone.base_width=4",
-    "model.backbone.num_blocks=1",
-    "model.backbone.channel_mults=[1,2]",
-    "model.backbone.latent_channels=2",
+    *TINY_MODEL_OVERRIDES,
     "train.batch_size=8",
     "train.disentangle_batch_size=8",
     "eval.n_seeds=1",

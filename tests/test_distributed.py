@@ -31,8 +31,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import TINY_MODEL
-from helpers import make_views, write_image_npz
+from helpers import TINY_MODEL, TINY_MODEL_OVERRIDES, make_views, write_image_npz
 
 import mrdd.models.consistency
 import mrdd.models.specific
@@ -199,12 +198,7 @@ def test_torchrun_trains_with_the_train_script_and_one_run_directory(tmp_path):
         f"dataset.path={dataset['path']}",
         "train.epochs=1",
         f"train.batch_size={GLOBAL_BATCH}",
-        "model.c_dim=4",
-        "model.v_dim=3",
-        "model.backbone.base_width=4",
-        "model.backbone.num_blocks=1",
-        "model.backbone.channel_mults=[1,2]",
-        "model.backbone.latent_channels=2",
+        *TINY_MODEL_OVERRIDES,
         "eval.n_seeds=1",
         "eval.classifiers=[]",
         "eval.regressors=[]",

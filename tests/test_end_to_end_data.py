@@ -5,23 +5,13 @@ import json
 import numpy as np
 import torch
 from fixtures.data_formats import MFEAT_DIMS, mfeat_arrays, write_mfeat
+from helpers import TINY_MODEL
 
 import mrdd
 from mrdd.config import RunConfig
 from mrdd.train import run
 
-TINY = {
-    "c_dim": 4,
-    "v_dim": 3,
-    "backbone": {
-        "base_width": 4,
-        "channel_mults": [1, 2],
-        "num_blocks": 1,
-        "latent_channels": 2,
-        "mlp_hidden": [16, 8],
-    },
-    "club_hidden": 16,
-}
+TINY = {**TINY_MODEL, "backbone": {**TINY_MODEL["backbone"], "mlp_hidden": [16, 8]}}
 
 
 def _config(dataset: dict, batch_size: int = 32) -> RunConfig:

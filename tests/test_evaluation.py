@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL
-from helpers import make_views
+from helpers import TINY_MODEL, make_views
 from PIL import Image
 
 import mrdd

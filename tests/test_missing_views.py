@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL
-from helpers import make_views, write_image_npz
+from helpers import TINY_MODEL, make_views, write_image_npz
 
 from mrdd.api import TrainedModel
 from mrdd.config import RunConfig

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_MODEL_OVERRIDES
 
 import mrdd
 
@@ -16,12 +17,7 @@ TINY_OVERRIDES = [
     "train.batch_size=500",
     "train.disentangle_epochs=1",  # the defaults give stage 2 its own (long) budget
     "train.disentangle_batch_size=500",
-    "model.c_dim=4",
-    "model.v_dim=3",
-    "model.backbone.base_width=4",
-    "model.backbone.num_blocks=1",
-    "model.backbone.channel_mults=[1,2]",
-    "model.backbone.latent_channels=2",
+    *TINY_MODEL_OVERRIDES,
     "eval.n_seeds=2",
     "eval.classifiers=[linear]",  # the cheap parts of the evaluation (tests/test_evaluation.py
     "eval.regressors=[ridge]",  # covers the rest on tiny data)

@@ -42,6 +42,7 @@ from mrdd.train.distributed import DistContext, barrier, distributed_session
 from mrdd.train.loop import fit
 from mrdd.train.monitor import TrainingMonitor
 from mrdd.train.provenance import environment_record
+from mrdd.train.stages import Stage
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
 
@@ -114,6 +115,40 @@ def place_data(data: MultiViewData, device: torch.device) -> MultiViewData:
     return data.to(device)
 
 
+def _fit_and_save(
+    stage: Stage,
+    label: str,
+    kind: str,
+    epochs: int,
+    batch_size: int,
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    device: torch.device,
+    out_dir: Path,
+    resume: bool,
+    monitor: TrainingMonitor | None,
+    ctx: DistContext,
+) -> list[dict[str, float]]:
+    """Train ``stage`` on its shard of the training split (resumable from its state file,
+    monitored), then save its model as ``<kind>.pt`` (rank 0); return the epoch history."""
+    loader = _loader(splits.train, batch_size, cfg, ctx)
+    log.info("%s (%s): %d epochs of %d steps", label, stage.name, epochs, len(loader))
+    history = fit(
+        stage,
+        loader,
+        epochs,
+        cfg.train,
+        device,
+        show_progress=ctx.is_main,
+        checkpoint=_checkpoint(out_dir, stage.name, cfg, splits, resume, ctx),
+        on_epoch_end=monitor.callback(stage.name, stage.model) if monitor else None,
+    )
+    if ctx.is_main:
+        path = out_dir / f"{kind}.pt"
+        save_model_checkpoint(path, kind, stage.model, cfg, splits.view_shapes, history)
+    return history
+
+
 def train_consistency(
     cfg: RunConfig,
     splits: DatasetSplits,
@@ -132,23 +167,10 @@ def train_consistency(
     ctx = ctx or DistContext()
     model = place_model(ConsistencyModel(splits.view_shapes, cfg.model), cfg, device)
     stage = consistency_stage(model, cfg, device, ctx)
-    loader = _loader(splits.train, cfg.train.batch_size, cfg, ctx)
-    log.info("stage 1 (consistency): %d epochs of %d steps", cfg.train.epochs, len(loader))
-    checkpoint = _checkpoint(out_dir, stage.name, cfg, splits, resume, ctx)
-    history = fit(
-        stage,
-        loader,
-        cfg.train.epochs,
-        cfg.train,
-        device,
-        show_progress=ctx.is_main,
-        checkpoint=checkpoint,
-        on_epoch_end=monitor.callback(stage.name, model) if monitor else None,
-    )
-    if ctx.is_main:
-        save_model_checkpoint(
-            out_dir / "consistency.pt", "consistency", model, cfg, splits.view_shapes, history
-        )
+    history = _fit_and_save(
+        stage, "stage 1", "consistency", cfg.train.epochs, cfg.train.batch_size,
+        cfg, splits, device, out_dir, resume, monitor, ctx,
+    )  # fmt: skip
     return model, history
 
 
@@ -184,22 +206,10 @@ def train_disentangle(
         load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes)
     model = place_model(model, cfg, device)
     stage = disentangle_stage(model, cfg, device, ctx, train_data=splits.train)
-    loader = _loader(splits.train, cfg.train.stage2_batch_size, cfg, ctx)
-    epochs = cfg.train.stage2_epochs
-    log.info("stage 2 (disentangle): %d epochs of %d steps", epochs, len(loader))
-    checkpoint = _checkpoint(out_dir, stage.name, cfg, splits, resume, ctx)
-    history = fit(
-        stage,
-        loader,
-        epochs,
-        cfg.train,
-        device,
-        show_progress=ctx.is_main,
-        checkpoint=checkpoint,
-        on_epoch_end=monitor.callback(stage.name, model) if monitor else None,
-    )
-    if ctx.is_main:
-        save_model_checkpoint(out_dir / "mrdd.pt", "mrdd", model, cfg, splits.view_shapes, history)
+    history = _fit_and_save(
+        stage, "stage 2", "mrdd", cfg.train.stage2_epochs, cfg.train.stage2_batch_size,
+        cfg, splits, device, out_dir, resume, monitor, ctx,
+    )  # fmt: skip
     return model, history
 
 
