@@ -198,6 +198,8 @@ def test_torchrun_trains_with_the_train_script_and_one_run_directory(tmp_path):
         f"dataset.path={dataset['path']}",
         "train.epochs=1",
         f"train.batch_size={GLOBAL_BATCH}",
+        "train.disentangle_epochs=1",  # the defaults give stage 2 its own budget
+        f"train.disentangle_batch_size={GLOBAL_BATCH}",
         *TINY_MODEL_OVERRIDES,
         "eval.n_seeds=1",
         "eval.classifiers=[]",
