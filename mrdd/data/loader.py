@@ -31,7 +31,7 @@ class Batch(NamedTuple):
 
 
 class BatchLoader:
-    """Iterate over :class:`Batch` es (``views, labels, available, index``) of a
+    """Iterate over the :class:`Batch` es (``views, labels, available, index``) of a
     :class:`MultiViewData`.
 
     Args:
