@@ -56,6 +56,7 @@ def test_benchmark_json_has_every_field(bench):
     assert set(record["stages"]) == {"consistency", "disentangle"}
     for name, stage in record["stages"].items():
         assert stage["batch_size"] == 8 and stage["timed_steps"] == 2, name
+        assert stage["setup_s"] >= 0
         ms = stage["ms_per_step"]
         assert set(ms) == {*PHASES, "other", "total"}
         assert all(v >= 0 for v in ms.values()) and ms["total"] > 0
@@ -90,6 +91,7 @@ def test_benchmark_prints_a_table(bench):
     assert any(line.startswith("consistency ") for line in lines)
     assert any(line.startswith("disentangle ") for line in lines)
     assert "samples/s" in stdout and "ceiling" in stdout and "JSON:" in stdout
+    assert "stage 2: its cache of c" in stdout
 
 
 def test_time_steps_times_each_phase_and_leaves_training_unsynchronised(tiny_config):
