@@ -38,6 +38,7 @@ from mrdd.train.device import (
     seed_everything,
     uses_bf16,
 )
+from mrdd.train.loop import step_inputs
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import place_data
 from mrdd.train.stages import Stage
@@ -139,10 +140,8 @@ def time_steps(
             synchronize(device)
             start = time.perf_counter()
             with timer("data"):
-                views, _, available, index = next(batches)
-                views = [x.to(device, non_blocking=True) for x in views]
-                available = None if complete else available.to(device)
-            stage.step(views, available, index)
+                inputs = step_inputs(next(batches), device, complete)
+            stage.step(*inputs)
             synchronize(device)
             total = time.perf_counter() - start
             if i >= warmup:
@@ -153,14 +152,13 @@ def time_steps(
     return records
 
 
-def step_flops(stage: Stage, batch: Batch, device: torch.device) -> int:
-    """FLOPs of one training step on ``batch`` (forward and backward of every network it
-    runs; not stage 2's frozen encoder when its codes are cached), as
+def step_flops(stage: Stage, loader: BatchLoader, device: torch.device) -> int:
+    """FLOPs of one training step on the loader's first batch (forward and backward of
+    every network it runs; not stage 2's frozen encoder when its codes are cached), as
     ``torch.utils.flop_counter`` counts them (matmuls and convolutions)."""
-    views = [x.to(device) for x in batch.views]
-    available = None if batch.available.all() else batch.available.to(device)
+    inputs = step_inputs(next(iter(loader)), device, loader.data.complete)
     with FlopCounterMode(display=False) as counter:
-        stage.step(views, available, batch.index)
+        stage.step(*inputs)
     return int(counter.get_total_flops())
 
 
@@ -274,7 +272,7 @@ def measure_stage(
     loader = BatchLoader(splits.train, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
     eager = copy.deepcopy(cfg)
     eager.train.compile = False
-    flops = step_flops(build(copy.deepcopy(model), eager), next(iter(loader)), device)
+    flops = step_flops(build(copy.deepcopy(model), eager), loader, device)
     memory = PeakMemory(device)
     memory.reset()
     start = time.perf_counter()

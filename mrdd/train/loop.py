@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
 from mrdd.config import TrainConfig
-from mrdd.data import BatchLoader
+from mrdd.data import Batch, BatchLoader
 from mrdd.train.distributed import mean_across_ranks
 from mrdd.train.stages import Stage, lr_lambda
 from mrdd.train.state import Progress, StageCheckpoint
@@ -76,6 +76,16 @@ class _FaultWatch:
         )
 
 
+def step_inputs(
+    batch: Batch, device: torch.device, complete: bool
+) -> tuple[list[Tensor], Tensor | None, Tensor]:
+    """A batch as :meth:`Stage.step` takes it: the views on ``device``, the availability
+    mask only for incomplete data (``complete`` is decided once per dataset, not looked up
+    per step, which would sync with the device), and the batch's row index."""
+    views = [x.to(device, non_blocking=True) for x in batch.views]
+    return views, None if complete else batch.available.to(device), batch.index
+
+
 def _means(names: list[str], sums: Tensor, count: int) -> dict[str, float]:
     return dict(zip(names, mean_across_ranks(sums.div(count)).tolist(), strict=True))
 
@@ -107,10 +117,8 @@ def _train_epoch(
         dynamic_ncols=True,
     )
     complete = loader.data.complete  # decided once: no per-step host sync
-    for views, _, available, index in bar:
-        views = [x.to(device, non_blocking=True) for x in views]
-        available = None if complete else available.to(device)
-        terms = stage.step(views, available, index)
+    for batch in bar:
+        terms = stage.step(*step_inputs(batch, device, complete))
         for scheduler in schedulers:
             scheduler.step()
         progress.step += 1
