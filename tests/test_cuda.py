@@ -4,9 +4,11 @@ import pytest
 import torch
 from helpers import make_views
 
+from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.device import uses_bf16
+from mrdd.train.loop import step_inputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -17,8 +19,8 @@ def test_training_steps_never_wait_for_the_gpu(tiny_config):
     device = torch.device("cuda")
     tiny_config.train.precision = "auto"
     assert uses_bf16(device, tiny_config.train.precision)
-    views = [x.to(device) for x in make_views(16)[0]]
-    shapes = [tuple(x.shape[1:]) for x in views]
+    data = MultiViewData(*make_views(16)).to(device)
+    views, shapes = data.views, data.view_shapes
     stage1 = consistency_stage(
         place_model(ConsistencyModel(shapes, tiny_config.model), tiny_config, device),
         tiny_config,
@@ -26,14 +28,17 @@ def test_training_steps_never_wait_for_the_gpu(tiny_config):
     )
     model = place_model(MRDD(shapes, tiny_config.model), tiny_config, device)
     stage2 = disentangle_stage(model, tiny_config, device)
+    cached = disentangle_stage(model, tiny_config, device, train_data=data)  # c looked up
+    batch = step_inputs(next(iter(BatchLoader(data, 8))), device, complete=True)
     stage1.model.train()
     model.train()
     stage1.step(views)  # warm-up: lazy optimiser state, kernel choice
     stage2.step(views)
+    cached.step(*batch)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        terms = [stage1.step(views), stage2.step(views)]
+        terms = [stage1.step(views), stage2.step(views), cached.step(*batch)]
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(v).item() for t in terms for v in t.values())
