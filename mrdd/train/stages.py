@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig, TrainConfig
-from mrdd.data import BatchLoader, MultiViewData
+from mrdd.data import MultiViewData
+from mrdd.eval.representations import extract_codes
 from mrdd.models import (
     MRDD,
     ConsistencyModel,
@@ -175,7 +176,6 @@ class DisentangleStage(Stage):
             _adamw(self.estimator_params, train_cfg.club_lr, train_cfg.weight_decay, device),
         ]
 
-    @torch.no_grad()
     def cache_codes(self, data: MultiViewData, batch_size: int) -> None:
         """Compute ``c`` of every sample of ``data`` once, in batches of ``batch_size``;
         steps given their batch's ``index`` into ``data`` then look ``c`` up instead of
@@ -183,19 +183,12 @@ class DisentangleStage(Stage):
 
         Exact, not an approximation: ``c = μ_c`` of the unmasked views is a fixed function
         of the sample, since the encoder is frozen and in eval mode and stage 2 neither
-        masks nor augments its input (a stage 2 that did must not cache). Each sample's
-        codes are computed as a step would, from its present views only.
+        masks nor augments its input (a stage 2 that did must not cache). The codes are
+        those the evaluation extracts (:func:`mrdd.eval.extract_codes`: present views
+        only, fp32 even where training steps run under bf16 autocast).
         """
-        codes = []
-        for views, _, available, _ in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
-            views = [x.to(self.device, non_blocking=True) for x in views]
-            available = None if data.complete else available.to(self.device)
-            codes.append(self._consistent_code(zero_absent_views(views, available), available))
-        self.codes = torch.cat(codes)
-
-    def _consistent_code(self, views: list[Tensor], available: Tensor | None) -> Tensor:
-        with autocast(self.device, self.train_cfg.precision):
-            return self.model.consistent_code(views, available)
+        codes = extract_codes(self.model.consistency, data, batch_size, self.device)
+        self.codes = codes.c.to(self.device)
 
     def step(
         self, views: list[Tensor], available: Tensor | None = None, index: Tensor | None = None
@@ -204,11 +197,11 @@ class DisentangleStage(Stage):
         view_opt, estimator_opt = self.optimizers
         with self.phase("forward"):
             views = zero_absent_views(views, available)
-            if self.codes is not None and index is not None:
-                c = self.codes[index.to(self.codes.device)]
-            else:
-                c = self._consistent_code(views, available)
+            cached = self.codes is not None and index is not None
+            c = self.codes[index.to(self.codes.device)] if cached else None
             with autocast(self.device, cfg.precision):
+                if c is None:
+                    c = self.model.consistent_code(views, available)
                 outputs = self.view_net(views, c)
             s = [out.s.detach().float() for out in outputs]
             estimator_loss = -self.estimator_net(s, c, available)
