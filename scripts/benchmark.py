@@ -19,9 +19,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from mrdd.bench import benchmark, format_report
 from mrdd.config import BenchmarkConfig, ConfigError, RunConfig
 from mrdd.data import DataError
-from mrdd.train.benchmark import benchmark, format_report
 
 USER_ERRORS = (ConfigError, DataError)
 

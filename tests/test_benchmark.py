@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import TINY_MODEL_OVERRIDES, make_views, write_image_npz
 
+from mrdd.bench import PHASES, time_steps
 from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import ConsistencyModel
 from mrdd.train import ConsistencyStage
-from mrdd.train.benchmark import PHASES, time_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

@@ -8,6 +8,7 @@ import torch
 import torch._dynamo
 from helpers import make_views
 
+from mrdd.data import Batch
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage
 from mrdd.train.device import CompiledOrEager, autocast, maybe_compile
@@ -35,12 +36,12 @@ def test_bf16_autocast_trains_both_stages_on_cpu(tiny_config):
     cfg.train.precision = "bf16"
     stage, views = _stage1(cfg)
     before = [p.detach().clone() for p in stage.model.parameters()]
-    terms = stage.step(views)
+    terms = stage.step(Batch.of(views))
     assert all(torch.isfinite(v) and v.dtype == torch.float32 for v in terms.values())
     assert all(p.dtype == torch.float32 for p in stage.model.parameters())  # fp32 master weights
     assert any(not torch.equal(a, p) for a, p in zip(before, stage.model.parameters(), strict=True))
     model = MRDD([tuple(v.shape[1:]) for v in views], cfg.model).train()
-    terms = disentangle_stage(model, cfg, CPU).step(views)
+    terms = disentangle_stage(model, cfg, CPU).step(Batch.of(views))
     assert all(torch.isfinite(v) for v in terms.values())
 
 
@@ -89,9 +90,9 @@ def test_compiled_stage1_step_matches_eager(tiny_config, monkeypatch):
     compiled, views = _stage1(cfg)
     eager, _ = _stage1(tiny_config)
     torch.manual_seed(1)
-    got = compiled.step(views)
+    got = compiled.step(Batch.of(views))
     torch.manual_seed(1)
-    want = eager.step(views)
+    want = eager.step(Batch.of(views))
     if compiled.net.compiled is None:
         pytest.skip("torch.compile is unsupported here; the eager fallback ran instead")
     torch.testing.assert_close(got["loss"], want["loss"], rtol=1e-4, atol=1e-4)

@@ -4,11 +4,10 @@ import pytest
 import torch
 from helpers import make_views
 
-from mrdd.data import BatchLoader, MultiViewData
+from mrdd.data import Batch, BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.device import uses_bf16
-from mrdd.train.loop import step_inputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -29,16 +28,17 @@ def test_training_steps_never_wait_for_the_gpu(tiny_config):
     model = place_model(MRDD(shapes, tiny_config.model), tiny_config, device)
     stage2 = disentangle_stage(model, tiny_config, device)
     cached = disentangle_stage(model, tiny_config, device, train_data=data)  # c looked up
-    batch = step_inputs(next(iter(BatchLoader(data, 8))), device, complete=True)
+    batch = next(iter(BatchLoader(data, 8))).to(device)
+    whole = Batch.of(views)
     stage1.model.train()
     model.train()
-    stage1.step(views)  # warm-up: lazy optimiser state, kernel choice
-    stage2.step(views)
-    cached.step(*batch)
+    stage1.step(whole)  # warm-up: lazy optimiser state, kernel choice
+    stage2.step(whole)
+    cached.step(batch)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        terms = [stage1.step(views), stage2.step(views), cached.step(*batch)]
+        terms = [stage1.step(whole), stage2.step(whole), cached.step(batch)]
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(v).item() for t in terms for v in t.values())

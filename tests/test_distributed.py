@@ -36,7 +36,7 @@ from helpers import TINY_MODEL, TINY_MODEL_OVERRIDES, make_views, write_image_np
 import mrdd.models.consistency
 import mrdd.models.specific
 from mrdd.config import RunConfig
-from mrdd.data import BatchLoader, MultiViewData
+from mrdd.data import Batch, BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train import run
 from mrdd.train.build import consistency_stage, disentangle_stage
@@ -91,11 +91,11 @@ def _one_step_of_each_stage(cfg: RunConfig, views: list[torch.Tensor], ctx: Dist
     shapes = [tuple(x.shape[1:]) for x in views]
     torch.manual_seed(0)
     consistency = ConsistencyModel(shapes, cfg.model).train()
-    consistency_stage(consistency, cfg, CPU, ctx).step(views)
+    consistency_stage(consistency, cfg, CPU, ctx).step(Batch.of(views))
     model = MRDD(shapes, cfg.model)
     model.consistency.load_state_dict(consistency.state_dict())
     model.train()
-    disentangle_stage(model, cfg, CPU, ctx).step(views)
+    disentangle_stage(model, cfg, CPU, ctx).step(Batch.of(views))
     return {"stage1": _snapshot(consistency), "stage2": _snapshot(model)}
 
 

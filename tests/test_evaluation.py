@@ -222,7 +222,10 @@ def test_mlp_redundancy_is_skipped_with_its_reason_on_a_too_small_split():
 
 def test_monitor_probes_every_n_epochs_only(tmp_path, tiny_splits, tiny_config):
     model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
-    monitor = TrainingMonitor(tmp_path, tiny_splits, 2, 6, 4, torch.device("cpu"), 0)
+    cfg = tiny_config.with_overrides(
+        {"train": {"eval_every": 2}, "eval": {"progress_samples": 6, "batch_size": 4}}
+    )
+    monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, torch.device("cpu"))
     callback = monitor.callback("consistency", model)
     records = [{"loss": 1.0 / (e + 1), "epoch": e + 1} for e in range(4)]
     for epoch, record in enumerate(records):
@@ -257,7 +260,8 @@ def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(
     model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
 
     def log_epochs(first: int, last: int, loss: float, resume: bool) -> None:
-        monitor = TrainingMonitor(tmp_path, tiny_splits, 0, 6, 4, torch.device("cpu"), 0, resume)
+        cfg = tiny_config.with_overrides({"train": {"eval_every": 0}})
+        monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, torch.device("cpu"), resume)
         callback = monitor.callback("consistency", model)
         for epoch in range(first, last):
             callback(epoch, {"loss": loss, "epoch": epoch + 1})

@@ -10,9 +10,16 @@ from helpers import TINY_MODEL, make_views, write_image_npz
 
 from mrdd.api import TrainedModel
 from mrdd.config import RunConfig
-from mrdd.data import BatchLoader, DataError, MultiViewData, load_dataset
+from mrdd.data import Batch, BatchLoader, DataError, MultiViewData, load_dataset
 from mrdd.data.missing import drop_views, random_availability
-from mrdd.models import MRDD, ConsistencyModel, consistency_loss, view_model_loss
+from mrdd.models import (
+    MRDD,
+    ConsistencyModel,
+    consistency_loss,
+    view_model_loss,
+    view_weights,
+    zero_absent_views,
+)
 from mrdd.train.stages import ConsistencyStage, DisentangleStage
 
 
@@ -106,18 +113,24 @@ def test_losses_ignore_absent_views():
     views, _ = make_views(12)
     available = _mask(12)
     scrambled = _scramble_absent(views, available)
-    stage1 = [
-        consistency_loss(model.consistency(x, available), x, 1.0, 0.1, available)["loss"]
-        for x in (views, scrambled)
-    ]
+    weights = view_weights(views, available)
+
+    def stage1_loss(x: list[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
+        x = zero_absent_views(x, w)
+        out = model.consistency(x)
+        return consistency_loss(out.mu, out.logvar, out.reconstructions, x, w, model.cfg)["loss"]
+
+    stage1 = [stage1_loss(x, weights) for x in (views, scrambled)]
     assert torch.equal(stage1[0], stage1[1])
     stage2 = []
     for x in (views, scrambled):
-        c = model.consistent_code(x, available)
-        x = [torch.where(available[:, v].view(-1, 1, 1, 1), t, 0) for v, t in enumerate(x)]
-        stage2.append(view_model_loss(model, model.specific(x, c), x, c, available)["loss"])
+        x = zero_absent_views(x, weights)
+        c = model.consistent_code(x)
+        outputs = model.specific(x, c)
+        predictions = model.club([out.s for out in outputs])
+        stage2.append(view_model_loss(x, outputs, predictions, c, weights, model.cfg)["loss"])
     assert torch.allclose(stage2[0], stage2[1])
-    complete = consistency_loss(model.consistency(views), views, 1.0, 0.1)["loss"]
+    complete = stage1_loss(views, view_weights(views))
     assert not torch.allclose(complete, stage1[0])
 
 
@@ -146,12 +159,12 @@ def test_impute_predicts_missing_views_better_than_the_mean():
         ConsistencyModel(shapes, cfg.model), cfg.model, cfg.train, torch.device("cpu")
     )
     for _ in range(300):
-        stage1.step(train)
+        stage1.step(Batch.of(train))
     model = MRDD(shapes, cfg.model)
     model.consistency.load_state_dict(stage1.model.state_dict())
     stage2 = DisentangleStage(model, cfg.train, torch.device("cpu"))
     for _ in range(100):
-        stage2.step(train)
+        stage2.step(Batch.of(train))
     model.eval()
 
     test = _latent_views(64, seed=1)

@@ -5,7 +5,7 @@ from torch.distributions import Normal, kl_divergence
 
 from mrdd.config import BackboneConfig, ConfigError, ModelConfig
 from mrdd.data import edge_map, edge_views
-from mrdd.models import CLUB, MRDD, ConsistencyModel, kl_standard_normal
+from mrdd.models import CLUB, MRDD, ConsistencyModel, estimator_loss, kl_standard_normal
 from mrdd.nn import make_decoder, make_encoder
 
 
@@ -89,7 +89,7 @@ def _fit_club(s: torch.Tensor, c: torch.Tensor, steps: int = 300) -> CLUB:
     opt = torch.optim.Adam(club.parameters(), lr=1e-2)
     for _ in range(steps):
         opt.zero_grad()
-        (-club.log_likelihood(s, c)).backward()
+        estimator_loss([club(s)], c, torch.ones(len(s), 1)).backward()
         opt.step()
     return club
 

@@ -255,7 +255,6 @@ def test_nonfinite_step_stops_the_run_and_keeps_the_last_good_checkpoint(
             loader,
             3,
             tiny_config.train,
-            CPU,
             show_progress=False,
             checkpoint=checkpoint,
             on_epoch_end=lambda epoch, _: saved.update(
@@ -279,7 +278,7 @@ def test_nonfinite_step_stops_the_run_and_keeps_the_last_good_checkpoint(
 def test_skip_nonfinite_skips_and_counts_the_faulty_step(tiny_config, kind):
     stage, loader, first_module = _tiny_stage(tiny_config, kind, skip_nonfinite=True)
     poison_inputs(first_module, {3})
-    history = fit(stage, loader, 3, tiny_config.train, CPU, show_progress=False)
+    history = fit(stage, loader, 3, tiny_config.train, show_progress=False)
     assert [rec["skipped_steps"] for rec in history] == [0, 1, 0]
     assert all(np.isfinite(rec["loss"]) for rec in history)
     for optimizer in stage.optimizers:  # 6 steps, one of them not applied
@@ -292,7 +291,7 @@ def test_an_epoch_of_only_faulty_steps_stops_even_when_skipping(tiny_config):
     stage, loader, first_module = _tiny_stage(tiny_config, "consistency", skip_nonfinite=True)
     poison_inputs(first_module, {1, 2})
     with pytest.raises(NonFiniteLossError, match="every step of epoch 1 was non-finite"):
-        fit(stage, loader, 2, tiny_config.train, CPU, show_progress=False)
+        fit(stage, loader, 2, tiny_config.train, show_progress=False)
 
 
 # --- damaged and foreign checkpoints ------------------------------------------------------

@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import make_views
 
-from mrdd.data import BatchLoader, MultiViewData
-from mrdd.models import MRDD, ConsistencyModel
+from mrdd.data import Batch, BatchLoader, MultiViewData
+from mrdd.models import MRDD, ConsistencyModel, estimator_loss
 from mrdd.train import ConsistencyStage, DisentangleStage
 
 CPU = torch.device("cpu")
@@ -21,7 +21,7 @@ def test_stage1_loss_falls_on_tiny_data(tiny_config):
     model = ConsistencyModel([tuple(v.shape[1:]) for v in views], tiny_config.model)
     stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, CPU)
     model.train()
-    losses = [stage.step(views)["loss"].item() for _ in range(30)]
+    losses = [stage.step(Batch.of(views))["loss"].item() for _ in range(30)]
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -33,7 +33,7 @@ def test_stage2_never_changes_the_frozen_consistency_model(tiny_config):
     stage = DisentangleStage(model, tiny_config.train, CPU)
     model.train()
     for _ in range(3):
-        stage.step(views)
+        stage.step(Batch.of(views))
     after = model.consistency.state_dict()
     assert before.keys() == after.keys()
     for k in before:  # weights *and* BatchNorm buffers, bit for bit
@@ -65,7 +65,7 @@ def test_stage2_updates_each_part_by_its_own_loss_only(tiny_config):
     )
     view_opt.register_step_pre_hook(snapshot("before_view"))
     view_opt.register_step_post_hook(snapshot("after_view"))
-    stage.step(views)
+    stage.step(Batch.of(views))
 
     spec_a, club_a = snapshots["before_estimator"]
     spec_b, club_b = snapshots["after_estimator"]
@@ -85,7 +85,8 @@ def test_estimator_loss_gradient_does_not_reach_the_view_models(tiny_config):
     model = MRDD([tuple(v.shape[1:]) for v in views], tiny_config.model).train()
     c = model.consistent_code(views)
     outputs = model.specific(views, c)
-    loss = -model.club([o.s.detach() for o in outputs], c)
+    weights = torch.ones(8, len(views))
+    loss = estimator_loss(model.club([o.s.detach() for o in outputs]), c, weights)
     loss.backward()
     assert all(p.grad is None for p in model.specific.parameters())
     assert all(p.grad is not None for p in model.club.parameters())
@@ -141,11 +142,10 @@ def test_stage2_step_with_cached_codes_equals_the_step_that_encodes(tiny_config,
     assert cached.codes.shape == (16, tiny_config.model.c_dim) and encoding.codes is None
     batch = next(iter(BatchLoader(data, 8, seed=3)))  # shuffled rows
     assert not torch.equal(batch.index, torch.arange(8))
-    available = batch.available if missing else None
     torch.manual_seed(1)
-    got = cached.step(batch.views, available, batch.index)
+    got = cached.step(batch)
     torch.manual_seed(1)
-    want = encoding.step(batch.views, available)
+    want = encoding.step(batch)
     torch.testing.assert_close(got, want)
     # gradients, not weights: AdamW's first step moves a weight by ±lr whatever its
     # gradient's size, so a conv bias just before a BatchNorm (gradient 0 up to rounding)
@@ -168,6 +168,7 @@ def test_stage2_with_cached_codes_never_runs_the_frozen_encoder(tiny_config, mon
 
     monkeypatch.setattr(model, "consistent_code", encoder_called)
     batch = next(iter(BatchLoader(data, 8)))
-    assert torch.isfinite(stage.step(batch.views, None, batch.index)["loss"])
+    assert torch.isfinite(stage.step(batch)["loss"])
+    stage.codes = None  # without the cache, c must be computed
     with pytest.raises(AssertionError, match="frozen encoder ran"):
-        stage.step(batch.views)  # no index: c must be computed
+        stage.step(batch)

@@ -29,6 +29,25 @@ class Batch(NamedTuple):
     available: Tensor
     index: Tensor
 
+    @classmethod
+    def of(cls, views: list[Tensor], available: Tensor | None = None) -> Batch:
+        """A batch of ``views`` (every view present unless ``available`` says otherwise),
+        with placeholder labels and row numbers ``0..B-1``: e.g. to step a stage by hand."""
+        n, device = views[0].shape[0], views[0].device
+        if available is None:
+            available = torch.ones(n, len(views), dtype=torch.bool, device=device)
+        index = torch.arange(n, device=device)
+        return cls(list(views), torch.zeros(n, dtype=torch.long, device=device), available, index)
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``; copies from the host do not block it."""
+        return Batch(
+            [x.to(device, non_blocking=True) for x in self.views],
+            self.labels.to(device, non_blocking=True),
+            self.available.to(device, non_blocking=True),
+            self.index.to(device, non_blocking=True),
+        )
+
 
 class BatchLoader:
     """Iterate over the :class:`Batch` es (``views, labels, available, index``) of a

@@ -1,15 +1,23 @@
-"""Models: the stage-1 consistency model (MCP), specific VAEs, CLUB, and MRDD."""
+"""Models: the stage-1 consistency model (MCP), specific VAEs, CLUB estimators, MRDD, and
+every objective (:mod:`mrdd.models.objectives`)."""
 
-from mrdd.models.club import CLUB, batch_moments
-from mrdd.models.consistency import (
-    ConsistencyModel,
-    ConsistencyOutput,
-    consistency_loss,
-    group_views_by_shape,
-)
-from mrdd.models.gaussian import kl_standard_normal, reparameterize, squared_error
+from mrdd.models.availability import view_weights, zero_absent_views
+from mrdd.models.club import CLUB, Estimators
+from mrdd.models.consistency import ConsistencyModel, ConsistencyOutput, group_views_by_shape
+from mrdd.models.gaussian import reparameterize
 from mrdd.models.masking import mask_view, mask_views, random_keep_mask
-from mrdd.models.mrdd import MRDD, Codes, Estimators, view_model_loss
+from mrdd.models.mrdd import MRDD, Codes
+from mrdd.models.objectives import (
+    club_upper_bound,
+    code_moment_sums,
+    consistency_loss,
+    estimator_loss,
+    gaussian_log_density,
+    kl_standard_normal,
+    squared_error,
+    view_model_loss,
+    weighted_mean,
+)
 from mrdd.models.specific import SpecificModels, SpecificOutput, SpecificVAE
 
 __all__ = [
@@ -22,9 +30,11 @@ __all__ = [
     "SpecificModels",
     "SpecificOutput",
     "SpecificVAE",
-    "batch_moments",
+    "club_upper_bound",
+    "code_moment_sums",
     "consistency_loss",
-    "view_model_loss",
+    "estimator_loss",
+    "gaussian_log_density",
     "group_views_by_shape",
     "kl_standard_normal",
     "mask_view",
@@ -32,4 +42,8 @@ __all__ = [
     "random_keep_mask",
     "reparameterize",
     "squared_error",
+    "view_model_loss",
+    "view_weights",
+    "weighted_mean",
+    "zero_absent_views",
 ]

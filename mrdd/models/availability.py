@@ -1,40 +1,34 @@
-"""Per-sample view availability inside the models: absent views in, absent views out.
+"""Per-sample view availability as weights: ``w`` is ``B×V``, 1 where a sample has a view
+and 0 where it is absent (all ones for complete data).
 
-An absent view enters every encoder as zeros (the input MCP already learns to
-read as "nothing seen here"), and every loss term of a view is averaged over the
-samples that have the view only: ``term_v = Σ_{i present} e_i / max(1, n_v)``.
-So a term keeps the scale it has on complete data (the mean per-sample error of
-view ``v``) at any missing rate, and the loss weights keep their meaning.
+Weights rather than an optional mask keep one code path for complete and incomplete
+data: an absent view enters every encoder as zeros (``x · w``, the input MCP already
+reads as "nothing seen here"), and every loss term of a view is a weighted mean over
+the samples that have it (:func:`mrdd.models.objectives.weighted_mean`).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from mrdd.data.base import zero_absent
 
-
-def zero_absent_views(views: list[Tensor], available: Tensor | None) -> list[Tensor]:
-    """Every view with its absent samples set to 0 (``available``: ``N×V`` bool or None)."""
+def view_weights(views: list[Tensor], available: Tensor | None = None) -> Tensor:
+    """``available`` (``B×V`` bool; ``None``: every view present) as float weights on the
+    views' device."""
+    shape = (views[0].shape[0], len(views))
     if available is None:
-        return views
-    if available.shape != (views[0].shape[0], len(views)):
+        return torch.ones(shape, device=views[0].device)
+    if tuple(available.shape) != shape:
         raise ValueError(
-            f"available must be N×V = {views[0].shape[0]}×{len(views)}, "
-            f"got {tuple(available.shape)}."
+            f"available must be B×V = {shape[0]}×{shape[1]}, got {tuple(available.shape)}."
         )
-    return [zero_absent(x, available[:, v]) for v, x in enumerate(views)]
+    return available.to(views[0].device, torch.float32)
 
 
-def masked_mean(values: Tensor, present: Tensor | None) -> Tensor:
-    """Mean of the per-sample ``values`` over the samples where ``present`` is True
-    (0 when none is); the plain mean when ``present`` is None."""
-    if present is None:
-        return values.mean()
-    weights = present.to(values.dtype)
-    return (values * weights).sum() / weights.sum().clamp(min=1.0)
-
-
-def view_presence(available: Tensor | None, v: int) -> Tensor | None:
-    """Column ``v`` of ``available`` (None stays None)."""
-    return None if available is None else available[:, v]
+def zero_absent_views(views: list[Tensor], weights: Tensor) -> list[Tensor]:
+    """Every view times its weight column: absent samples become zeros, present ones are
+    unchanged (``x · 1 = x`` exactly)."""
+    return [
+        x * weights[:, v].to(x.dtype).view(-1, *([1] * (x.ndim - 1))) for v, x in enumerate(views)
+    ]

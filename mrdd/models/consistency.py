@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig
-from mrdd.models.availability import masked_mean, view_presence, zero_absent_views
-from mrdd.models.gaussian import kl_standard_normal, reparameterize, squared_error
+from mrdd.models.availability import view_weights, zero_absent_views
+from mrdd.models.gaussian import reparameterize
 from mrdd.nn import GaussianHead, make_decoder, make_encoder
 
 
@@ -60,7 +60,8 @@ class ConsistencyModel(nn.Module):
         (BatchNorm uses its running statistics), so ``c`` of a sample depends only on its
         own present views.
         """
-        views = zero_absent_views(views, available)
+        if available is not None:
+            views = zero_absent_views(views, view_weights(views, available))
         features: list[Tensor | None] = [None] * len(self.view_shapes)
         for encoder, group in zip(self.encoders, self.groups, strict=True):
             batched = encoder(torch.cat([views[v] for v in group], dim=0))
@@ -71,33 +72,9 @@ class ConsistencyModel(nn.Module):
     def decode(self, c: Tensor) -> list[Tensor]:
         return [decoder(c) for decoder in self.decoders]
 
-    def forward(self, views: list[Tensor], available: Tensor | None = None) -> ConsistencyOutput:
-        """Encode (sampling ``c`` in training, ``c = μ`` in eval mode) and decode every view."""
-        mu, logvar = self.encode(views, available)
+    def forward(self, views: list[Tensor]) -> ConsistencyOutput:
+        """Encode (sampling ``c`` in training, ``c = μ`` in eval mode) and decode every view.
+        Absent views must already be zeros (:func:`~mrdd.models.zero_absent_views`)."""
+        mu, logvar = self.encode(views)
         c = reparameterize(mu, logvar) if self.training else mu
         return ConsistencyOutput(mu, logvar, c, self.decode(c))
-
-
-def consistency_loss(
-    out: ConsistencyOutput,
-    views: list[Tensor],
-    alpha: float,
-    beta_c: float,
-    available: Tensor | None = None,
-) -> dict[str, Tensor]:
-    """Stage-1 loss terms for an output computed from *masked* views.
-
-    Every view's reconstruction is scored against the unmasked view:
-    ``loss = alpha·Σ_v recon_v + beta_c·KL``, every term per sample (summed over
-    pixels/dims) and averaged over the batch. With ``available``, an absent view is
-    not scored: ``recon_v`` averages over the samples that have view ``v`` (see
-    :mod:`mrdd.models.availability`); the KL covers every sample.
-    """
-    recon = [
-        masked_mean(squared_error(x, x_hat), view_presence(available, v))
-        for v, (x, x_hat) in enumerate(zip(views, out.reconstructions, strict=True))
-    ]
-    kl = kl_standard_normal(out.mu.float(), out.logvar.float()).mean()
-    terms = {"loss": alpha * torch.stack(recon).sum() + beta_c * kl, "kl_c": kl}
-    terms.update({f"recon_{v}": r for v, r in enumerate(recon)})
-    return terms

@@ -8,11 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig
-from mrdd.models.availability import masked_mean, view_presence, zero_absent_views
-from mrdd.models.club import CLUB
+from mrdd.models.availability import view_weights, zero_absent_views
+from mrdd.models.club import CLUB, Estimators
 from mrdd.models.consistency import ConsistencyModel
-from mrdd.models.gaussian import kl_standard_normal, squared_error
-from mrdd.models.specific import SpecificModels, SpecificOutput, SpecificVAE
+from mrdd.models.specific import SpecificModels, SpecificVAE
 
 
 @dataclass
@@ -34,19 +33,6 @@ class Codes:
         out["C+S_best"] = self.concat([best_view])
         out["C+S_all"] = self.concat()
         return out
-
-
-class Estimators(nn.ModuleList):
-    """One CLUB estimator per view; ``forward`` is their summed log-likelihood on true pairs
-    (each view's estimator fitted only on the samples that have the view)."""
-
-    def forward(self, s: list[Tensor], c: Tensor, available: Tensor | None = None) -> Tensor:
-        return torch.stack(
-            [
-                club.log_likelihood(s_v, c, view_presence(available, v))
-                for v, (club, s_v) in enumerate(zip(self, s, strict=True))
-            ]
-        ).sum()
 
 
 class MRDD(nn.Module):
@@ -76,10 +62,10 @@ class MRDD(nn.Module):
         return len(self.specific)
 
     @torch.no_grad()
-    def consistent_code(self, views: list[Tensor], available: Tensor | None = None) -> Tensor:
-        """``c = μ_c`` of the unmasked views from the frozen stage-1 encoder (fp32);
-        with ``available``, from the present views only."""
-        mu, _ = self.consistency.encode(views, available)
+    def consistent_code(self, views: list[Tensor]) -> Tensor:
+        """``c = μ_c`` of the unmasked views from the frozen stage-1 encoder (fp32); absent
+        views must already be zeros."""
+        mu, _ = self.consistency.encode(views)
         return mu.float()
 
     @torch.no_grad()
@@ -89,8 +75,9 @@ class MRDD(nn.Module):
         With ``available`` (``N×V`` bool), ``c`` comes from the present views only and an
         absent view's ``s_v`` is its prior mean, 0: nothing of an absent tensor is used.
         """
-        views = zero_absent_views(views, available)
-        c = self.consistent_code(views, available)
+        if available is not None:
+            views = zero_absent_views(views, view_weights(views, available))
+        c = self.consistent_code(views)
         s = []
         for v, (vae, x) in enumerate(zip(self.specific, views, strict=True)):
             mu = vae.encode(x)[0].float()
@@ -129,36 +116,3 @@ class MRDD(nn.Module):
         """Stage-2 reconstructions from ``[μ_v, μ_c]``."""
         codes = self.encode(views)
         return [vae.decode(s, codes.c) for vae, s in zip(self.specific, codes.s, strict=True)]
-
-
-def view_model_loss(
-    model: MRDD,
-    outputs: list[SpecificOutput],
-    views: list[Tensor],
-    c: Tensor,
-    available: Tensor | None = None,
-    c_moments: Tensor | None = None,
-) -> dict[str, Tensor]:
-    """``Σ_v recon_v + β_s·KL_v + λ·I_CLUB(s_v; c)`` for the stage-2 view models.
-
-    With ``available``, each view's three terms use only the samples that have the
-    view (averaged over them, see :mod:`mrdd.models.availability`). ``c_moments``: the
-    moments of ``c`` for the CLUB negative pairs (:meth:`CLUB.mi_upper_bound`; ``None``
-    uses this batch's).
-
-    The CLUB estimators enter with their current parameters; the caller must
-    back-propagate into the view models only (``backward(inputs=...)``), so θ
-    stays fixed during this update as DESIGN.md section 2 requires.
-    """
-    cfg = model.cfg
-    terms: dict[str, Tensor] = {}
-    total = torch.zeros((), device=c.device)
-    for v, (club, x, out) in enumerate(zip(model.club, views, outputs, strict=True)):
-        present = view_presence(available, v)
-        recon = masked_mean(squared_error(x, out.reconstruction), present)
-        kl = masked_mean(kl_standard_normal(out.mu.float(), out.logvar.float()), present)
-        mi = club.mi_upper_bound(out.s.float(), c, cfg.club_sampled, present, c_moments)
-        total = total + recon + cfg.beta_s * kl + cfg.club_weight * mi
-        terms.update({f"recon_{v}": recon, f"kl_s{v}": kl, f"club_{v}": mi})
-    terms["loss"] = total
-    return terms

@@ -1,6 +1,6 @@
 """Training: device and precision, the per-stage steps, the shared loop, checkpoints and
 resume states, validation against the data, runs, data-parallel training under torchrun
-(the benchmark lives in :mod:`mrdd.train.benchmark`)."""
+(the benchmark lives apart, in :mod:`mrdd.bench`)."""
 
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.checkpoint import (
@@ -20,7 +20,7 @@ from mrdd.train.device import (
 from mrdd.train.distributed import DistContext, distributed_session
 from mrdd.train.loop import NonFiniteLossError, fit
 from mrdd.train.provenance import environment_record
-from mrdd.train.run import resume, run, train_consistency, train_disentangle
+from mrdd.train.run import RunContext, resume, run, train_stage
 from mrdd.train.stages import ConsistencyStage, DisentangleStage, Stage
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
@@ -50,7 +50,7 @@ __all__ = [
     "run",
     "save_model_checkpoint",
     "seed_everything",
-    "train_consistency",
-    "train_disentangle",
+    "train_stage",
+    "RunContext",
     "validate_against_data",
 ]

@@ -107,16 +107,26 @@ def barrier(ctx: DistContext, device: torch.device) -> None:
         dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def mean_across_ranks(values: Tensor) -> Tensor:
-    """The element-wise mean of ``values`` over all ranks (``values`` itself in one process).
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def sum_across_ranks(values: Tensor) -> Tensor:
+    """The element-wise sum of ``values`` over all ranks (``values`` itself in one process).
 
     Every rank must call it at the same point: it is a collective operation.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _world_size() == 1:
         return values
     total = values.clone()
     dist.all_reduce(total)
-    return total / dist.get_world_size()
+    return total
+
+
+def mean_across_ranks(values: Tensor) -> Tensor:
+    """The element-wise mean of ``values`` over all ranks (a collective, like
+    :func:`sum_across_ranks`)."""
+    return sum_across_ranks(values) / _world_size()
 
 
 def data_parallel(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:

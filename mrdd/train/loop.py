@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
 from mrdd.config import TrainConfig
-from mrdd.data import Batch, BatchLoader
+from mrdd.data import BatchLoader
 from mrdd.train.distributed import mean_across_ranks
 from mrdd.train.stages import Stage, lr_lambda
 from mrdd.train.state import Progress, StageCheckpoint
@@ -76,97 +76,106 @@ class _FaultWatch:
         )
 
 
-def step_inputs(
-    batch: Batch, device: torch.device, complete: bool
-) -> tuple[list[Tensor], Tensor | None, Tensor]:
-    """A batch as :meth:`Stage.step` takes it: the views on ``device``, the availability
-    mask only for incomplete data (``complete`` is decided once per dataset, not looked up
-    per step, which would sync with the device), and the batch's row index."""
-    views = [x.to(device, non_blocking=True) for x in batch.views]
-    return views, None if complete else batch.available.to(device), batch.index
-
-
 def _means(names: list[str], sums: Tensor, count: int) -> dict[str, float]:
     return dict(zip(names, mean_across_ranks(sums.div(count)).tolist(), strict=True))
 
 
-def _train_epoch(
-    stage: Stage,
-    loader: BatchLoader,
-    epoch: int,
-    epochs: int,
-    schedulers: list[LRScheduler],
-    cfg: TrainConfig,
-    device: torch.device,
-    watch: _FaultWatch,
-    progress: Progress,
-    show_progress: bool,
-) -> dict[str, float]:
-    """One epoch; returns its record (mean of every term over the applied steps)."""
-    loader.set_epoch(epoch)
-    stage.model.train()
-    names: list[str] = []
-    sums: Tensor | None = None
-    count = skipped = 0
-    start = time.perf_counter()
-    bar = tqdm(
-        loader,
-        desc=f"{stage.name} {epoch + 1}/{epochs}",
-        leave=False,
-        disable=not show_progress,
-        dynamic_ncols=True,
-    )
-    complete = loader.data.complete  # decided once: no per-step host sync
-    for batch in bar:
-        terms = stage.step(*step_inputs(batch, device, complete))
-        for scheduler in schedulers:
-            scheduler.step()
-        progress.step += 1
-        names = names or list(terms)
-        values = torch.stack([v.float() for v in terms.values()])
-        if cfg.skip_nonfinite:
-            if not torch.isfinite(values).all().item():
-                skipped += 1
-                log.warning(
-                    "%s: skipped non-finite step %d (%s)",
-                    stage.name,
-                    progress.step,
-                    ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values.tolist(), strict=True)),
-                )
-                continue
-        else:
-            watch.observe(values, progress.step)
-        sums = values if sums is None else sums + values
-        count += 1
-        if count % cfg.log_every == 0:
-            watch.raise_if_faulty(names)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in _means(names, sums, count).items()})
-    watch.raise_if_faulty(names)
-    if sums is None:
-        raise NonFiniteLossError(
-            f"{stage.name}: every step of epoch {epoch + 1} was non-finite and skipped. Lower "
-            "train.lr, set train.grad_clip, or check the data for extreme values."
+class _EpochRunner:
+    """Runs the epochs of one stage: the state they share (schedulers, fault watch,
+    progress) lives here instead of being passed from call to call."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        loader: BatchLoader,
+        epochs: int,
+        cfg: TrainConfig,
+        checkpoint: StageCheckpoint | None,
+        show_progress: bool,
+    ) -> None:
+        self.stage, self.loader, self.epochs, self.cfg = stage, loader, epochs, cfg
+        self.show_progress = show_progress
+        steps = len(loader)
+        self.schedulers: list[LRScheduler] = [
+            LambdaLR(opt, lr_lambda(cfg.scheduler, epochs * steps, cfg.warmup_epochs * steps))
+            for opt in stage.optimizers
+        ]
+        self.progress = (
+            checkpoint.restore(stage, self.schedulers) if checkpoint is not None else Progress()
         )
-    seconds = time.perf_counter() - start
-    record = _means(names, sums, count)
-    record.update(
-        epoch=epoch + 1,
-        seconds=seconds,
-        samples_per_s=(count + skipped) * loader.batch_size / seconds,
-        lr=schedulers[0].get_last_lr()[0],
-        skipped_steps=skipped,
-    )
-    log.info(
-        "%s epoch %d/%d  %s  (%.1f s, %.0f samples/s%s)",
-        stage.name,
-        epoch + 1,
-        epochs,
-        "  ".join(f"{k}={record[k]:.4g}" for k in names),
-        seconds,
-        record["samples_per_s"],
-        f", {skipped} non-finite steps skipped" if skipped else "",
-    )
-    return record
+        self.watch = _FaultWatch(stage.name, steps, checkpoint, stage.device)
+
+    def run(self, epoch: int) -> dict[str, float]:
+        """One epoch; returns its record (mean of every term over the applied steps)."""
+        stage, cfg = self.stage, self.cfg
+        self.loader.set_epoch(epoch)
+        stage.model.train()
+        names: list[str] = []
+        sums: Tensor | None = None
+        count = skipped = 0
+        start = time.perf_counter()
+        bar = tqdm(
+            self.loader,
+            desc=f"{stage.name} {epoch + 1}/{self.epochs}",
+            leave=False,
+            disable=not self.show_progress,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            terms = stage.step(batch.to(stage.device))
+            for scheduler in self.schedulers:
+                scheduler.step()
+            self.progress.step += 1
+            names = names or list(terms)
+            values = torch.stack([v.float() for v in terms.values()])
+            if cfg.skip_nonfinite:
+                if not torch.isfinite(values).all().item():
+                    skipped += 1
+                    self._warn_skipped(names, values)
+                    continue
+            else:
+                self.watch.observe(values, self.progress.step)
+            sums = values if sums is None else sums + values
+            count += 1
+            if count % cfg.log_every == 0:
+                self.watch.raise_if_faulty(names)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in _means(names, sums, count).items()})
+        self.watch.raise_if_faulty(names)
+        if sums is None:
+            raise NonFiniteLossError(
+                f"{stage.name}: every step of epoch {epoch + 1} was non-finite and skipped. "
+                "Lower train.lr, set train.grad_clip, or check the data for extreme values."
+            )
+        return self._record(names, sums, count, skipped, time.perf_counter() - start, epoch)
+
+    def _warn_skipped(self, names: list[str], values: Tensor) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, values.tolist(), strict=True))
+        log.warning(
+            "%s: skipped non-finite step %d (%s)", self.stage.name, self.progress.step, shown
+        )
+
+    def _record(
+        self, names: list[str], sums: Tensor, count: int, skipped: int, seconds: float, epoch: int
+    ) -> dict[str, float]:
+        record = _means(names, sums, count)
+        record.update(
+            epoch=epoch + 1,
+            seconds=seconds,
+            samples_per_s=(count + skipped) * self.loader.batch_size / seconds,
+            lr=self.schedulers[0].get_last_lr()[0],
+            skipped_steps=skipped,
+        )
+        log.info(
+            "%s epoch %d/%d  %s  (%.1f s, %.0f samples/s%s)",
+            self.stage.name,
+            epoch + 1,
+            self.epochs,
+            "  ".join(f"{k}={record[k]:.4g}" for k in names),
+            seconds,
+            record["samples_per_s"],
+            f", {skipped} non-finite steps skipped" if skipped else "",
+        )
+        return record
 
 
 def fit(
@@ -174,7 +183,6 @@ def fit(
     loader: BatchLoader,
     epochs: int,
     cfg: TrainConfig,
-    device: torch.device,
     *,
     show_progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
@@ -188,26 +196,16 @@ def fit(
     ``on_epoch_end(epoch, record)`` runs after every epoch, before its state is saved;
     entries it adds to ``record`` (e.g. periodic evaluation scores) join the history.
     """
-    steps_per_epoch = len(loader)
-    schedulers: list[LRScheduler] = [
-        LambdaLR(
-            opt,
-            lr_lambda(cfg.scheduler, epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch),
-        )
-        for opt in stage.optimizers
-    ]
-    progress = checkpoint.restore(stage, schedulers) if checkpoint is not None else Progress()
+    runner = _EpochRunner(stage, loader, epochs, cfg, checkpoint, show_progress)
+    progress = runner.progress
     if progress.epoch:
         log.info("%s: resumed from %s", stage.name, checkpoint.last_saved)
-    watch = _FaultWatch(stage.name, steps_per_epoch, checkpoint, device)
     for epoch in range(progress.epoch, epochs):
-        record = _train_epoch(
-            stage, loader, epoch, epochs, schedulers, cfg, device, watch, progress, show_progress
-        )
+        record = runner.run(epoch)
         progress.epoch = epoch + 1
         progress.history.append(record)
         if on_epoch_end is not None:  # before saving, so what it adds to the record is kept
             on_epoch_end(epoch, record)
         if checkpoint is not None and checkpoint.due(progress.epoch, epochs):
-            checkpoint.save(stage, schedulers, progress)
+            checkpoint.save(stage, runner.schedulers, progress)
     return progress.history

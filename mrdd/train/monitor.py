@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.representations import extract_codes
@@ -34,20 +35,20 @@ class TrainingMonitor:
         self,
         out_dir: Path,
         splits: DatasetSplits,
-        eval_every: int,
-        probe_samples: int,
-        batch_size: int,
+        cfg: RunConfig,
         device: torch.device,
-        seed: int,
         resume: bool = False,
     ) -> None:
+        """``cfg`` gives ``train.eval_every``, the probe's size ``eval.progress_samples``,
+        the inference batch ``eval.batch_size`` and the seed of subsample and KMeans."""
         self.csv_path = Path(out_dir) / "progress.csv"
         self.writer = SummaryWriter(str(Path(out_dir) / "tb"))
-        self.eval_every = eval_every
+        self.eval_every, seed = cfg.train.eval_every, cfg.seed
         keep = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(seed))
-        self.probe = splits.test.subset(keep[:probe_samples].sort().values, "progress probe")
+        probe_index = keep[: cfg.eval.progress_samples].sort().values
+        self.probe = splits.test.subset(probe_index, "progress probe")
         self.num_classes, self.best_view = splits.num_classes, splits.best_view
-        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.batch_size, self.device, self.seed = cfg.eval.batch_size, device, seed
         self.rows: list[dict[str, str | float]] = []
         if resume and self.csv_path.is_file():
             with self.csv_path.open(newline="") as f:

@@ -18,6 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,51 +52,185 @@ from mrdd.train.validate import validate_against_data
 log = logging.getLogger("mrdd")
 #: The line format of train.log (that of Hydra's job log, which may write the same file).
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+#: The training split goes to the GPU when it takes at most this share of the free memory.
+GPU_DATA_SHARE = 0.5
+#: Per stage: its name in the logs and the file its model is saved to (``<file>.pt``).
+STAGES = {"consistency": ("stage 1", "consistency"), "disentangle": ("stage 2", "mrdd")}
 
 
-def _attach_log_file(out_dir: Path) -> logging.Handler | None:
-    """Log to ``out_dir/train.log``, unless a handler already writes there (Hydra's job
-    log has that name), which would print every line twice."""
-    log.setLevel(logging.INFO)
-    path = (out_dir / "train.log").resolve()
-    for existing in logging.getLogger().handlers:
-        if isinstance(existing, logging.FileHandler) and Path(existing.baseFilename) == path:
-            return None
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    log.addHandler(handler)
-    return handler
+@dataclass
+class RunContext:
+    """What every part of one run shares, built once by :func:`_open_run`.
+
+    ``dist`` is this process's place under torchrun; only its main rank writes into
+    ``out_dir`` and has a ``monitor``. ``resume``: continue the stages' saved states.
+    """
+
+    cfg: RunConfig
+    out_dir: Path
+    device: torch.device
+    dist: DistContext
+    splits: DatasetSplits
+    resume: bool
+    monitor: TrainingMonitor | None = None
 
 
-def _loader(data: MultiViewData, batch_size: int, cfg: RunConfig, ctx: DistContext) -> BatchLoader:
-    return BatchLoader(
-        data,
+def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train the configured stage(s) and evaluate; return the metrics dict.
+
+    Every user error (config, data, checkpoint) is raised before training starts.
+    With ``resume``, each stage continues from its saved state in ``out_dir``.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each global
+    batch; rank 0 alone logs, writes into ``out_dir`` and evaluates, while the other
+    ranks, which only read ``out_dir`` to resume, wait for it and return ``{}``."""
+    with distributed_session(resolve_device(cfg.device)) as (dist, device):
+        # per-rank seeds: masks and noise differ across shards; DDP syncs the initial weights
+        seed_everything(cfg.seed + dist.rank, cfg.deterministic)
+        if device.type == "cpu" and cfg.train.cpu_keep_freed_memory:
+            keep_freed_cpu_memory()
+        start = time.perf_counter()
+        with _open_run(cfg, Path(out_dir), device, dist, resume) as ctx:
+            model, histories = _train_stages(ctx)
+            metrics = _evaluate(ctx, model, histories, start) if dist.is_main else {}
+        barrier(dist, device)
+        return metrics
+
+
+@contextmanager
+def _open_run(
+    cfg: RunConfig, out_dir: Path, device: torch.device, dist: DistContext, resume: bool
+) -> Iterator[RunContext]:
+    """The run's shared state; on the main rank also its files, log file and monitor."""
+    if not dist.is_main:
+        log.setLevel(logging.WARNING)
+        yield RunContext(cfg, out_dir, device, dist, _load_splits(cfg, device), resume)
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log_file(out_dir)
+    try:
+        if not resume:
+            atomic_write_json(cfg.to_dict(), out_dir / "config.json")
+        _record_run_info(out_dir, cfg, device, resume)
+        log.info(
+            "%s run directory %s, device %s, %d process(es)",
+            "resuming" if resume else "new",
+            out_dir,
+            device,
+            dist.world_size,
+        )
+        splits = _load_splits(cfg, device)
+        monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
+        try:
+            yield RunContext(cfg, out_dir, device, dist, splits, resume, monitor)
+        finally:
+            monitor.close()
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def _train_stages(ctx: RunContext) -> tuple[MRDD | ConsistencyModel, dict[str, list]]:
+    """Stage 1 and/or stage 2 as configured; the last stage's model and every history."""
+    model: MRDD | ConsistencyModel | None = None
+    histories = {}
+    if ctx.cfg.stage in ("all", "consistency"):
+        model = _place(ConsistencyModel(ctx.splits.view_shapes, ctx.cfg.model), ctx)
+        stage = consistency_stage(model, ctx.cfg, ctx.device, ctx.dist)
+        histories["consistency"] = train_stage(ctx, stage)
+    if ctx.cfg.stage in ("all", "disentangle"):
+        model = _place(_stage2_model(ctx, model), ctx)
+        stage = disentangle_stage(model, ctx.cfg, ctx.device, ctx.dist, ctx.splits.train)
+        histories["disentangle"] = train_stage(ctx, stage)
+    return model, histories
+
+
+def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
+    """Train ``stage`` on this rank's shard of the training split, resumable from its
+    state file and monitored; then save its model (main rank). Returns its epoch history."""
+    train = ctx.cfg.train
+    epochs, batch_size = {
+        "consistency": (train.epochs, train.batch_size),
+        "disentangle": (train.stage2_epochs, train.stage2_batch_size),
+    }[stage.name]
+    loader = BatchLoader(
+        ctx.splits.train,
         batch_size,
         shuffle=True,
         drop_last=True,
-        seed=cfg.seed,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
+        seed=ctx.cfg.seed,
+        rank=ctx.dist.rank,
+        world_size=ctx.dist.world_size,
     )
-
-
-def _checkpoint(
-    out_dir: Path,
-    stage: str,
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    resume: bool,
-    ctx: DistContext,
-) -> StageCheckpoint:
-    """Every rank restores a resumed stage's state; only rank 0 saves."""
-    path = out_dir / f"{stage}_state.pt"
-    return StageCheckpoint(
-        path, cfg, splits.view_shapes, cfg.train.ckpt_every, resume, save=ctx.is_main
+    label, model_file = STAGES[stage.name]
+    log.info("%s (%s): %d epochs of %d steps", label, stage.name, epochs, len(loader))
+    checkpoint = StageCheckpoint(
+        ctx.out_dir / f"{stage.name}_state.pt",
+        ctx.cfg,
+        ctx.splits.view_shapes,
+        train.ckpt_every,
+        ctx.resume,
+        save=ctx.dist.is_main,
     )
+    history = fit(
+        stage,
+        loader,
+        epochs,
+        train,
+        show_progress=ctx.dist.is_main,
+        checkpoint=checkpoint,
+        on_epoch_end=ctx.monitor.callback(stage.name, stage.model) if ctx.monitor else None,
+    )
+    if ctx.dist.is_main:
+        path = ctx.out_dir / f"{model_file}.pt"
+        save_model_checkpoint(
+            path, model_file, stage.model, ctx.cfg, ctx.splits.view_shapes, history
+        )
+    return history
 
 
-#: The training split goes to the GPU when it takes at most this share of the free memory.
-GPU_DATA_SHARE = 0.5
+def _stage2_model(ctx: RunContext, consistency: ConsistencyModel | None) -> MRDD:
+    """A fresh MRDD around the stage-1 model just trained, or the one in ``consistency_ckpt``."""
+    model = MRDD(ctx.splits.view_shapes, ctx.cfg.model)
+    if consistency is not None:
+        model.consistency.load_state_dict(consistency.state_dict())
+    else:
+        load_consistency_into(model, ctx.cfg.consistency_ckpt, ctx.cfg, ctx.splits.view_shapes)
+    return model
+
+
+def load_consistency_into(
+    model: MRDD, path: str | Path, cfg: RunConfig, view_shapes: list[tuple[int, ...]]
+) -> list[dict[str, float]]:
+    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings."""
+    payload = load_checkpoint(path, kind="consistency")
+    check_compatible(payload, cfg, view_shapes, str(path))
+    load_state(model.consistency, payload["state_dict"], str(path))
+    return payload["history"]
+
+
+def _place(model: torch.nn.Module, ctx: RunContext) -> Any:
+    return place_model(model, ctx.cfg, ctx.device)
+
+
+def _evaluate(
+    ctx: RunContext, model: MRDD | ConsistencyModel, histories: dict[str, list], start: float
+) -> dict[str, Any]:
+    """Main rank: ``history.json``, the evaluation, ``metrics.json`` / ``metrics.md``."""
+    atomic_write_json(histories, ctx.out_dir / "history.json")
+    metrics = evaluate_model(model, ctx.cfg, ctx.splits, ctx.device, ctx.out_dir, histories)
+    metrics["environment"] = {**environment_record(ctx.device), "processes": ctx.dist.world_size}
+    metrics["seconds"] = time.perf_counter() - start
+    save_metrics(metrics, ctx.out_dir)
+    log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
+    log.info("done in %.1f s; files in %s", metrics["seconds"], ctx.out_dir)
+    return metrics
+
+
+def save_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
+    """``metrics.json`` (written atomically) and its human-readable twin ``metrics.md``."""
+    atomic_write_json(metrics, out_dir / "metrics.json")
+    (out_dir / "metrics.md").write_text(metrics_markdown(metrics))
 
 
 def place_data(data: MultiViewData, device: torch.device) -> MultiViewData:
@@ -115,108 +252,32 @@ def place_data(data: MultiViewData, device: torch.device) -> MultiViewData:
     return data.to(device)
 
 
-def _fit_and_save(
-    stage: Stage,
-    label: str,
-    kind: str,
-    epochs: int,
-    batch_size: int,
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    device: torch.device,
-    out_dir: Path,
-    resume: bool,
-    monitor: TrainingMonitor | None,
-    ctx: DistContext,
-) -> list[dict[str, float]]:
-    """Train ``stage`` on its shard of the training split (resumable from its state file,
-    monitored), then save its model as ``<kind>.pt`` (rank 0); return the epoch history."""
-    loader = _loader(splits.train, batch_size, cfg, ctx)
-    log.info("%s (%s): %d epochs of %d steps", label, stage.name, epochs, len(loader))
-    history = fit(
-        stage,
-        loader,
-        epochs,
-        cfg.train,
-        device,
-        show_progress=ctx.is_main,
-        checkpoint=_checkpoint(out_dir, stage.name, cfg, splits, resume, ctx),
-        on_epoch_end=monitor.callback(stage.name, stage.model) if monitor else None,
+def _load_splits(cfg: RunConfig, device: torch.device) -> DatasetSplits:
+    splits = load_dataset(cfg.dataset)
+    log.info(
+        "dataset %s: %d train / %d test samples, views %s",
+        splits.name,
+        len(splits.train),
+        len(splits.test),
+        splits.view_shapes,
     )
-    if ctx.is_main:
-        path = out_dir / f"{kind}.pt"
-        save_model_checkpoint(path, kind, stage.model, cfg, splits.view_shapes, history)
-    return history
+    validate_against_data(cfg, splits)
+    splits.train = place_data(splits.train, device)
+    return splits
 
 
-def train_consistency(
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    device: torch.device,
-    out_dir: Path,
-    *,
-    resume: bool = False,
-    monitor: TrainingMonitor | None = None,
-    ctx: DistContext | None = None,
-) -> tuple[ConsistencyModel, list[dict[str, float]]]:
-    """Stage 1 (MCP); saves ``consistency.pt``; returns the model and its epoch history.
-
-    With ``resume``, continues from ``consistency_state.pt`` if the stage saved one (a
-    finished stage then trains no further epochs). ``ctx``: this process's rank (only
-    rank 0 saves)."""
-    ctx = ctx or DistContext()
-    model = place_model(ConsistencyModel(splits.view_shapes, cfg.model), cfg, device)
-    stage = consistency_stage(model, cfg, device, ctx)
-    history = _fit_and_save(
-        stage, "stage 1", "consistency", cfg.train.epochs, cfg.train.batch_size,
-        cfg, splits, device, out_dir, resume, monitor, ctx,
-    )  # fmt: skip
-    return model, history
-
-
-def load_consistency_into(
-    model: MRDD, path: str | Path, cfg: RunConfig, view_shapes: list[tuple[int, ...]]
-) -> list[dict[str, float]]:
-    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings."""
-    payload = load_checkpoint(path, kind="consistency")
-    check_compatible(payload, cfg, view_shapes, str(path))
-    load_state(model.consistency, payload["state_dict"], str(path))
-    return payload["history"]
-
-
-def train_disentangle(
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    device: torch.device,
-    out_dir: Path,
-    consistency: ConsistencyModel | None,
-    *,
-    resume: bool = False,
-    monitor: TrainingMonitor | None = None,
-    ctx: DistContext | None = None,
-) -> tuple[MRDD, list[dict[str, float]]]:
-    """Stage 2 (DD) on top of a frozen stage-1 model; saves ``mrdd.pt`` (rank 0).
-
-    With ``resume``, continues from ``disentangle_state.pt`` if the stage saved one."""
-    ctx = ctx or DistContext()
-    model = MRDD(splits.view_shapes, cfg.model)
-    if consistency is not None:
-        model.consistency.load_state_dict(consistency.state_dict())
-    else:
-        load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes)
-    model = place_model(model, cfg, device)
-    stage = disentangle_stage(model, cfg, device, ctx, train_data=splits.train)
-    history = _fit_and_save(
-        stage, "stage 2", "mrdd", cfg.train.stage2_epochs, cfg.train.stage2_batch_size,
-        cfg, splits, device, out_dir, resume, monitor, ctx,
-    )  # fmt: skip
-    return model, history
-
-
-def save_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
-    """``metrics.json`` (written atomically) and its human-readable twin ``metrics.md``."""
-    atomic_write_json(metrics, out_dir / "metrics.json")
-    (out_dir / "metrics.md").write_text(metrics_markdown(metrics))
+def _attach_log_file(out_dir: Path) -> logging.Handler | None:
+    """Log to ``out_dir/train.log``, unless a handler already writes there (Hydra's job
+    log has that name), which would print every line twice."""
+    log.setLevel(logging.INFO)
+    path = (out_dir / "train.log").resolve()
+    for existing in logging.getLogger().handlers:
+        if isinstance(existing, logging.FileHandler) and Path(existing.baseFilename) == path:
+            return None
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log.addHandler(handler)
+    return handler
 
 
 def _now() -> str:
@@ -239,114 +300,6 @@ def _record_run_info(out_dir: Path, cfg: RunConfig, device: torch.device, resume
             "resumed": [],
         }
     atomic_write_json(info, path)
-
-
-def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train the configured stage(s) and evaluate; return the metrics dict.
-
-    Every user error (config, data, checkpoint) is raised before training starts.
-    With ``resume``, each stage continues from its saved state in ``out_dir``.
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each global
-    batch; rank 0 alone logs, writes into ``out_dir`` and evaluates, while the other
-    ranks, which only read ``out_dir`` to resume, wait for it and return ``{}``."""
-    out_dir = Path(out_dir)
-    with distributed_session(resolve_device(cfg.device)) as (ctx, device):
-        # per-rank seeds: masks and noise differ across shards; DDP syncs the initial weights
-        seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
-        if device.type == "cpu" and cfg.train.cpu_keep_freed_memory:
-            keep_freed_cpu_memory()
-        if not ctx.is_main:
-            log.setLevel(logging.WARNING)
-            _train_stages(cfg, _load_splits(cfg, device), device, out_dir, resume, None, ctx)
-            barrier(ctx, device)
-            return {}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        handler = _attach_log_file(out_dir)
-        try:
-            metrics = _main_rank(cfg, device, out_dir, resume, ctx)
-        finally:
-            if handler is not None:
-                log.removeHandler(handler)
-                handler.close()
-        barrier(ctx, device)
-        return metrics
-
-
-def _load_splits(cfg: RunConfig, device: torch.device) -> DatasetSplits:
-    splits = load_dataset(cfg.dataset)
-    log.info(
-        "dataset %s: %d train / %d test samples, views %s",
-        splits.name,
-        len(splits.train),
-        len(splits.test),
-        splits.view_shapes,
-    )
-    validate_against_data(cfg, splits)
-    splits.train = place_data(splits.train, device)
-    return splits
-
-
-def _train_stages(
-    cfg: RunConfig,
-    splits: DatasetSplits,
-    device: torch.device,
-    out_dir: Path,
-    resume: bool,
-    monitor: TrainingMonitor | None,
-    ctx: DistContext,
-) -> tuple[MRDD | ConsistencyModel, dict[str, list[dict[str, float]]]]:
-    """The configured stage(s); returns the last stage's model and every stage's history."""
-    model: MRDD | ConsistencyModel | None = None
-    histories = {}
-    if cfg.stage in ("all", "consistency"):
-        model, histories["consistency"] = train_consistency(
-            cfg, splits, device, out_dir, resume=resume, monitor=monitor, ctx=ctx
-        )
-    if cfg.stage in ("all", "disentangle"):
-        model, histories["disentangle"] = train_disentangle(
-            cfg, splits, device, out_dir, model, resume=resume, monitor=monitor, ctx=ctx
-        )
-    return model, histories
-
-
-def _main_rank(
-    cfg: RunConfig, device: torch.device, out_dir: Path, resume: bool, ctx: DistContext
-) -> dict[str, Any]:
-    """Rank 0's run (the whole run in a single process): files, training, evaluation."""
-    if not resume:
-        atomic_write_json(cfg.to_dict(), out_dir / "config.json")
-    _record_run_info(out_dir, cfg, device, resume)
-    log.info(
-        "%s run directory %s, device %s, %d process(es)",
-        "resuming" if resume else "new",
-        out_dir,
-        device,
-        ctx.world_size,
-    )
-    start = time.perf_counter()
-    splits = _load_splits(cfg, device)
-    monitor = TrainingMonitor(
-        out_dir,
-        splits,
-        cfg.train.eval_every,
-        cfg.eval.progress_samples,
-        cfg.eval.batch_size,
-        device,
-        cfg.seed,
-        resume=resume,
-    )
-    try:
-        model, histories = _train_stages(cfg, splits, device, out_dir, resume, monitor, ctx)
-    finally:
-        monitor.close()
-    atomic_write_json(histories, out_dir / "history.json")
-    metrics = evaluate_model(model, cfg, splits, device, out_dir, histories)
-    metrics["environment"] = {**environment_record(device), "processes": ctx.world_size}
-    metrics["seconds"] = time.perf_counter() - start
-    save_metrics(metrics, out_dir)
-    log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
-    log.info("done in %.1f s; files in %s", metrics["seconds"], out_dir)
-    return metrics
 
 
 def resume(run_dir: str | Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A stage owns its model, optimisers and per-step logic; :func:`mrdd.train.loop.fit`
 owns everything else (epochs, schedule, logging, checkpoints), so one loop
-serves both stages.
+serves both stages. The objectives themselves live in :mod:`mrdd.models.objectives`.
 """
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig, TrainConfig
-from mrdd.data import MultiViewData
+from mrdd.data import Batch, MultiViewData
 from mrdd.eval.representations import extract_codes
 from mrdd.models import (
     MRDD,
     ConsistencyModel,
     ConsistencyOutput,
     SpecificOutput,
-    batch_moments,
+    code_moment_sums,
     consistency_loss,
+    estimator_loss,
     mask_views,
     view_model_loss,
+    view_weights,
+    zero_absent_views,
 )
-from mrdd.models.availability import zero_absent_views
 from mrdd.train.device import autocast
-from mrdd.train.distributed import mean_across_ranks
+from mrdd.train.distributed import sum_across_ranks
 
 #: Times a named part of a step (a context manager factory); see :attr:`Stage.phase`.
 Phase = Callable[[str], AbstractContextManager]
@@ -87,21 +89,16 @@ class Stage:
     device: torch.device
     phase: Phase = staticmethod(_no_phase)
 
-    def step(
-        self, views: list[Tensor], available: Tensor | None = None, index: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        """Run one update on a batch; return the loss terms and gradient norms (detached,
-        on device). A step whose values are not all finite is a faulty step for the loop.
-        ``available`` (``B×V`` bool, None = all present) marks the views each sample has;
-        ``index`` (the batch's row numbers in the training split, or None) lets a stage
-        look up what it computed once per sample."""
+    def step(self, batch: Batch) -> dict[str, Tensor]:
+        """Run one update on a batch already on the device; return the loss terms and
+        gradient norms (detached, on the device). A step whose values are not all finite
+        is a faulty step for the loop. Absent views (``batch.available``) carry weight 0
+        in every term (see :mod:`mrdd.models.availability`)."""
         raise NotImplementedError
 
 
 class ConsistencyStage(Stage):
-    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view.
-
-    An absent view is a fully masked input (zeros) and its reconstruction is not scored."""
+    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view."""
 
     name = "consistency"
 
@@ -120,18 +117,17 @@ class ConsistencyStage(Stage):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = [_adamw(self.params, train_cfg.lr, train_cfg.weight_decay, device)]
 
-    def step(
-        self, views: list[Tensor], available: Tensor | None = None, index: Tensor | None = None
-    ) -> dict[str, Tensor]:
+    def step(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.train_cfg
         with self.phase("mask"):
-            views = zero_absent_views(views, available)
+            weights = view_weights(batch.views, batch.available)
+            views = zero_absent_views(batch.views, weights)
             masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
         with self.phase("forward"):
             with autocast(self.device, cfg.precision):
-                out = self.net(masked, available)
+                out = self.net(masked)
             terms = consistency_loss(
-                out, views, self.model_cfg.alpha, self.model_cfg.beta_c, available
+                out.mu, out.logvar, out.reconstructions, views, weights, self.model_cfg
             )
         (optimizer,) = self.optimizers
         terms["grad_norm"] = _update(optimizer, terms["loss"], self.params, cfg, self.phase)
@@ -139,17 +135,16 @@ class ConsistencyStage(Stage):
 
 
 class DisentangleStage(Stage):
-    """Stage 2 (DD): two updates per step, as DESIGN.md section 2 specifies.
+    """Stage 2 (DD): forward, update the estimators, update the view models.
 
-    1. The CLUB estimators maximise ``log q_θ(c | s_v)`` on true pairs, ``s_v`` detached.
-    2. The view models minimise ``recon + β_s·KL + λ·I_CLUB`` with θ fixed: the
-       backward pass is restricted to the view models' parameters.
+    1. The CLUB estimators minimise :func:`~mrdd.models.objectives.estimator_loss` on
+       detached ``s_v``.
+    2. The view models minimise :func:`~mrdd.models.objectives.view_model_loss` with θ
+       fixed: the backward pass is restricted to the view models' parameters.
     Each update is guarded on its own: with ``skip_nonfinite``, a non-finite estimator
     update is skipped without skipping a finite view-model update, and vice versa.
     The consistency model is frozen and only provides ``c = μ_c`` without autograd,
     computed once per sample by :meth:`cache_codes` when asked for, else per batch.
-    With missing views, ``c`` comes from the present views and each view's model and
-    estimator are trained on the samples that have that view only.
     """
 
     #: ``c`` of every sample of the training split (row ``i``: sample ``i``), or None.
@@ -163,7 +158,7 @@ class DisentangleStage(Stage):
         train_cfg: TrainConfig,
         device: torch.device,
         view_net: Callable[..., list[SpecificOutput]] | None = None,
-        estimator_net: Callable[..., Tensor] | None = None,
+        estimator_net: Callable[..., list[tuple[Tensor, Tensor]]] | None = None,
     ) -> None:
         self.model = model
         self.view_net = view_net or model.specific
@@ -178,8 +173,8 @@ class DisentangleStage(Stage):
 
     def cache_codes(self, data: MultiViewData, batch_size: int) -> None:
         """Compute ``c`` of every sample of ``data`` once, in batches of ``batch_size``;
-        steps given their batch's ``index`` into ``data`` then look ``c`` up instead of
-        running the frozen encoder (13% of a step's FLOPs at the paper's Edge-MNIST setting).
+        steps then look ``c`` up by their batch's ``index`` instead of running the frozen
+        encoder (13% of a step's FLOPs at the paper's Edge-MNIST setting).
 
         Exact, not an approximation: ``c = μ_c`` of the unmasked views is a fixed function
         of the sample, since the encoder is frozen and in eval mode and stage 2 neither
@@ -190,32 +185,32 @@ class DisentangleStage(Stage):
         codes = extract_codes(self.model.consistency, data, batch_size, self.device)
         self.codes = codes.c.to(self.device)
 
-    def step(
-        self, views: list[Tensor], available: Tensor | None = None, index: Tensor | None = None
-    ) -> dict[str, Tensor]:
-        cfg = self.train_cfg
+    def _consistent_code(self, views: list[Tensor], index: Tensor) -> Tensor:
+        if self.codes is not None:
+            return self.codes[index]
+        with autocast(self.device, self.train_cfg.precision):
+            return self.model.consistent_code(views)
+
+    def step(self, batch: Batch) -> dict[str, Tensor]:
+        cfg, model_cfg = self.train_cfg, self.model.cfg
         view_opt, estimator_opt = self.optimizers
         with self.phase("forward"):
-            views = zero_absent_views(views, available)
-            cached = self.codes is not None and index is not None
-            c = self.codes[index.to(self.codes.device)] if cached else None
+            weights = view_weights(batch.views, batch.available)
+            views = zero_absent_views(batch.views, weights)
+            c = self._consistent_code(views, batch.index)
             with autocast(self.device, cfg.precision):
-                if c is None:
-                    c = self.model.consistent_code(views, available)
                 outputs = self.view_net(views, c)
-            s = [out.s.detach().float() for out in outputs]
-            estimator_loss = -self.estimator_net(s, c, available)
-        club_grad_norm = _update(
-            estimator_opt, estimator_loss, self.estimator_params, cfg, self.phase
-        )
+            s = [out.s.float() for out in outputs]
+            club_nll = estimator_loss(self.estimator_net([x.detach() for x in s]), c, weights)
+        club_grad_norm = _update(estimator_opt, club_nll, self.estimator_params, cfg, self.phase)
 
         with self.phase("forward"):
-            # CLUB's negative pairs span the global batch, also when it is sharded over
-            # ranks (with missing views: the present samples of this rank's shard)
-            c_moments = mean_across_ranks(batch_moments(c)) if available is None else None
-            terms = view_model_loss(self.model, outputs, views, c, available, c_moments)
+            # CLUB's negative pairs span the global batch, also when it is sharded over ranks
+            moments = sum_across_ranks(code_moment_sums(c, weights))
+            predictions = self.model.club(s)  # θ after its update, held fixed below
+            terms = view_model_loss(views, outputs, predictions, c, weights, model_cfg, moments)
         terms["grad_norm"] = _update(view_opt, terms["loss"], self.view_params, cfg, self.phase)
-        terms["club_nll"] = estimator_loss
+        terms["club_nll"] = club_nll
         terms["club_grad_norm"] = club_grad_norm
         return {k: v.detach() for k, v in terms.items()}
 

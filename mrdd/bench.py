@@ -1,8 +1,10 @@
 """Training speed, measured: throughput, where a step's time goes, memory, FLOPs, and the
 device's own ceiling (what ``scripts/benchmark.py`` runs).
 
-Both stages are built by :mod:`mrdd.train.build`, exactly as a training run
-builds them, and trained for a few steps on the configured dataset. Every
+Kept apart from training, which never imports it: it uses only the public interface a
+run uses too. Both stages are built by :mod:`mrdd.train.build`, exactly as a training
+run builds them, and stepped (:meth:`mrdd.train.Stage.step`) for a few batches of the
+configured dataset. Every
 figure is a median over the timed steps, so a short hiccup of a shared machine
 does not move it. The ceiling is measured in the same process on the same
 device, in the dtype training computes in, so "fraction of ceiling" compares
@@ -38,7 +40,6 @@ from mrdd.train.device import (
     seed_everything,
     uses_bf16,
 )
-from mrdd.train.loop import step_inputs
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import place_data
 from mrdd.train.stages import Stage
@@ -132,7 +133,6 @@ def time_steps(
     stage.phase = timer
     stage.model.train()
     batches = _forever(loader)
-    complete = loader.data.complete  # as in training: availability only for incomplete data
     records = []
     try:
         for i in range(warmup + steps):
@@ -140,8 +140,8 @@ def time_steps(
             synchronize(device)
             start = time.perf_counter()
             with timer("data"):
-                inputs = step_inputs(next(batches), device, complete)
-            stage.step(*inputs)
+                batch = next(batches).to(device)
+            stage.step(batch)
             synchronize(device)
             total = time.perf_counter() - start
             if i >= warmup:
@@ -156,9 +156,9 @@ def step_flops(stage: Stage, loader: BatchLoader, device: torch.device) -> int:
     """FLOPs of one training step on the loader's first batch (forward and backward of
     every network it runs; not stage 2's frozen encoder when its codes are cached), as
     ``torch.utils.flop_counter`` counts them (matmuls and convolutions)."""
-    inputs = step_inputs(next(iter(loader)), device, loader.data.complete)
+    batch = next(iter(loader)).to(device)
     with FlopCounterMode(display=False) as counter:
-        stage.step(*inputs)
+        stage.step(batch)
     return int(counter.get_total_flops())
 
 
@@ -261,7 +261,6 @@ def measure_stage(
     splits: DatasetSplits,
     batch_size: int,
     bench: BenchmarkConfig,
-    device: torch.device,
 ) -> dict[str, Any]:
     """Throughput, time split, peak memory and FLOPs of ``bench.steps`` steps of one stage,
     and the seconds it takes to build it (``setup_s``: wrapping, stage 2's code cache).
@@ -269,6 +268,7 @@ def measure_stage(
     FLOPs are counted on an eager copy of the model (the counter cannot see
     inside compiled graphs) before the peak memory is reset.
     """
+    device = next(model.parameters()).device
     loader = BatchLoader(splits.train, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
     eager = copy.deepcopy(cfg)
     eager.train.compile = False
@@ -312,19 +312,12 @@ def time_evaluation(
     }
 
 
-def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Measure stage 1, stage 2, one evaluation (its files go to ``out_dir``) and the
-    device's ceiling; return the record."""
-    seed_everything(cfg.seed, cfg.deterministic)
-    device = resolve_device(cfg.device)
-    kept = device.type == "cpu" and cfg.train.cpu_keep_freed_memory and keep_freed_cpu_memory()
-    load_before = os.getloadavg()
-    splits = load_dataset(cfg.dataset)
-    validate_against_data(cfg, splits)
-    splits.train = place_data(splits.train, device)
+def measure_stages(
+    cfg: RunConfig, splits: DatasetSplits, bench: BenchmarkConfig, device: torch.device
+) -> tuple[dict[str, Any], MRDD]:
+    """:func:`measure_stage` of stage 1, then of stage 2 on top of it; also returns the
+    stage-2 model (trained for the benchmark's few steps) for the evaluation timing."""
     shapes = splits.view_shapes
-    ceiling_before = measure_ceiling(cfg, bench, shapes, device)
-
     consistency = place_model(ConsistencyModel(shapes, cfg.model), cfg, device)
     stages = {
         "consistency": measure_stage(
@@ -334,7 +327,6 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
             splits,
             cfg.train.batch_size,
             bench,
-            device,
         )
     }
     model = MRDD(shapes, cfg.model)
@@ -347,12 +339,26 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
         splits,
         cfg.train.stage2_batch_size,
         bench,
-        device,
     )
+    return stages, model
+
+
+def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Measure stage 1, stage 2, one evaluation (its files go to ``out_dir``) and the
+    device's ceiling; return the record."""
+    seed_everything(cfg.seed, cfg.deterministic)
+    device = resolve_device(cfg.device)
+    kept = device.type == "cpu" and cfg.train.cpu_keep_freed_memory and keep_freed_cpu_memory()
+    load_before = os.getloadavg()
+    splits = load_dataset(cfg.dataset)
+    validate_against_data(cfg, splits)
+    splits.train = place_data(splits.train, device)
+    ceiling_before = measure_ceiling(cfg, bench, splits.view_shapes, device)
+    stages, model = measure_stages(cfg, splits, bench, device)
     evaluation = None
     if bench.evaluate:
         evaluation = time_evaluation(model, cfg, splits, device, Path(out_dir))
-    ceiling = best_ceiling(ceiling_before, measure_ceiling(cfg, bench, shapes, device))
+    ceiling = best_ceiling(ceiling_before, measure_ceiling(cfg, bench, splits.view_shapes, device))
     for record in stages.values():
         record["ceiling_fraction"] = record["gflops_per_s"] / ceiling["gflops_per_s"]
     return {
@@ -364,7 +370,7 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
         },
         "settings": {
             "dataset": splits.name,
-            "view_shapes": [list(s) for s in shapes],
+            "view_shapes": [list(s) for s in splits.view_shapes],
             "steps": bench.steps,
             "warmup": bench.warmup,
             "model": cfg.to_dict()["model"],
