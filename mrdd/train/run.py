@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from mrdd.train.distributed import DistContext, barrier, distributed_session
 from mrdd.train.loop import fit
 from mrdd.train.monitor import TrainingMonitor
 from mrdd.train.provenance import environment_record
+from mrdd.train.rundir import end_record, require_new_run_dir, require_writable, start_record
 from mrdd.train.stages import Stage
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
@@ -100,34 +100,62 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
 def _open_run(
     cfg: RunConfig, out_dir: Path, device: torch.device, dist: DistContext, resume: bool
 ) -> Iterator[RunContext]:
-    """The run's shared state; on the main rank also its files, log file and monitor."""
+    """The run's shared state; on the main rank also its files, log file, monitor and the
+    record of how the run ended (see :mod:`mrdd.train.rundir`)."""
     if not dist.is_main:
         log.setLevel(logging.WARNING)
         yield RunContext(cfg, out_dir, device, dist, _load_splits(cfg, device), resume)
         return
+    if not resume:
+        require_writable(out_dir)
+        require_new_run_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     handler = _attach_log_file(out_dir)
     try:
         if not resume:
             atomic_write_json(cfg.to_dict(), out_dir / "config.json")
-        _record_run_info(out_dir, cfg, device, resume)
-        log.info(
-            "%s run directory %s, device %s, %d process(es)",
-            "resuming" if resume else "new",
-            out_dir,
-            device,
-            dist.world_size,
-        )
-        splits = _load_splits(cfg, device)
-        monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
-        try:
-            yield RunContext(cfg, out_dir, device, dist, splits, resume, monitor)
-        finally:
-            monitor.close()
+        start_record(out_dir, cfg, device, resume)
+        with _recording_outcome(out_dir):
+            log.info(
+                "%s run directory %s, device %s, %d process(es)",
+                "resuming" if resume else "new",
+                out_dir,
+                device,
+                dist.world_size,
+            )
+            splits = _load_splits(cfg, device)
+            monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
+            try:
+                yield RunContext(cfg, out_dir, device, dist, splits, resume, monitor)
+            finally:
+                monitor.close()
     finally:
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
+
+
+@contextmanager
+def _recording_outcome(out_dir: Path) -> Iterator[None]:
+    """Log how the run ended and set its status in ``run_info.json``; the error itself
+    propagates. Recording never hides it: a directory that can no longer be written
+    (full disk, made read-only) costs the record, with a warning, not the cause."""
+    try:
+        yield
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+        cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        log.error("run %s: %s", "interrupted" if interrupted else "failed", cause)
+        _try_end_record(out_dir, "interrupted" if interrupted else "failed", cause)
+        raise
+    _try_end_record(out_dir, "finished")
+
+
+def _try_end_record(out_dir: Path, status: str, cause: str | None = None) -> None:
+    try:
+        end_record(out_dir, status, cause)
+    except OSError as err:
+        log.warning("could not record the run's status %r in run_info.json: %s", status, err)
 
 
 def _train_stages(ctx: RunContext) -> tuple[MRDD | ConsistencyModel, dict[str, list]]:
@@ -278,28 +306,6 @@ def _attach_log_file(out_dir: Path) -> logging.Handler | None:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     log.addHandler(handler)
     return handler
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _record_run_info(out_dir: Path, cfg: RunConfig, device: torch.device, resume: bool) -> None:
-    """Write ``run_info.json`` (what made this run), or add a resumption entry to it."""
-    path = out_dir / "run_info.json"
-    environment = environment_record(device)
-    if resume and path.is_file():
-        info = json.loads(path.read_text())
-        info.setdefault("resumed", []).append({"at": _now(), "environment": environment})
-    else:
-        info = {
-            "started": _now(),
-            "seed": cfg.seed,
-            "environment": environment,
-            "config": cfg.to_dict(),
-            "resumed": [],
-        }
-    atomic_write_json(info, path)
 
 
 def resume(run_dir: str | Path) -> dict[str, Any]:
