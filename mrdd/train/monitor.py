@@ -1,6 +1,8 @@
 """What a run reports while it trains: per-epoch losses and a cheap clustering probe.
 
-Every epoch's record (loss terms, learning rate, throughput) goes to TensorBoard
+Every epoch's record (loss terms, learning rate, throughput, and ``elapsed_s``: the
+wall-clock seconds since training started, probes included, so that a run can tell
+when a score was first reached) goes to TensorBoard
 (``<run_dir>/tb``, one tag per ``<stage>/<term>``) and to ``<run_dir>/progress.csv``.
 Every ``train.eval_every`` epochs the probe clusters a fixed random subsample of
 the test split once (one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best``
@@ -13,6 +15,7 @@ A resumed run keeps the CSV rows of the epochs it does not train again.
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +56,9 @@ class TrainingMonitor:
         if resume and self.csv_path.is_file():
             with self.csv_path.open(newline="") as f:
                 self.rows = [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        # wall-clock seconds of training so far (a resumed run goes on from its last row)
+        self.elapsed = float(self.rows[-1].get("elapsed_s", 0.0)) if self.rows else 0.0
+        self.clock = time.perf_counter()
 
     def probe_scores(self, model: MRDD | ConsistencyModel) -> dict[str, float]:
         """One KMeans run on the probe subsample of ``C`` (stage 1) or ``C‖S_best`` (stage 2)."""
@@ -69,6 +75,9 @@ class TrainingMonitor:
         def on_epoch_end(epoch: int, record: dict[str, float]) -> None:
             if self.eval_every and (epoch + 1) % self.eval_every == 0:
                 record.update(self.probe_scores(model))
+            now = time.perf_counter()
+            self.elapsed, self.clock = self.elapsed + now - self.clock, now
+            record["elapsed_s"] = self.elapsed
             step = int(record["epoch"])
             for key, value in record.items():
                 if key != "epoch":

@@ -1,0 +1,60 @@
+"""Stage-1 BatchNorm statistics re-estimated on unmasked views match those views."""
+
+import copy
+
+import torch
+from helpers import make_views
+
+from mrdd.config import ModelConfig
+from mrdd.data import Batch, MultiViewData
+from mrdd.models import ConsistencyModel, mask_views
+from mrdd.train.calibrate import batch_norms, recalibrate_batch_norm
+
+CPU = torch.device("cpu")
+
+
+def _trained_on_masked_views(cfg: ModelConfig, data: MultiViewData) -> ConsistencyModel:
+    """A model whose running statistics come from masked inputs only, as after stage 1."""
+    torch.manual_seed(0)
+    model = ConsistencyModel(data.view_shapes, cfg).train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(mask_views(data.views, 0.9, 2))
+    return model
+
+
+def test_recalibrated_statistics_are_those_of_the_unmasked_inputs(tiny_config):
+    views, labels = make_views(32)
+    data = MultiViewData(views, labels)
+    model = _trained_on_masked_views(tiny_config.model, data)
+    first = batch_norms(model)[0]
+    seen = {}
+    hook = first.register_forward_hook(lambda _m, inputs, _out: seen.update(x=inputs[0]))
+    model.eval()
+    with torch.no_grad():
+        model(Batch.of(views).views)  # what the layer gets at evaluation
+    hook.remove()
+    x = seen["x"].transpose(0, 1).flatten(1)  # channels × (N·H·W)
+    masked_mean = first.running_mean.clone()
+    assert not torch.allclose(masked_mean, x.mean(1), atol=1e-3)  # the mismatch exists
+
+    weights = copy.deepcopy(model.state_dict())
+    count = recalibrate_batch_norm(model, data, batch_size=len(data), device=CPU)
+    assert count == len(batch_norms(model)) > 0
+    torch.testing.assert_close(first.running_mean, x.mean(1), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first.running_var, x.var(1, unbiased=True), rtol=1e-4, atol=1e-5)
+    assert not model.training and all(m.momentum == 0.1 for m in batch_norms(model))
+    for name, value in model.state_dict().items():  # weights untouched, only BN buffers move
+        if not name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(value, weights[name]), name
+
+
+def test_a_model_without_batch_norm_is_left_alone(tiny_config):
+    cfg = copy.deepcopy(tiny_config.model)
+    cfg.backbone.norm = "group"
+    views, labels = make_views(8)
+    model = ConsistencyModel([tuple(v.shape[1:]) for v in views], cfg).train()
+    before = copy.deepcopy(model.state_dict())
+    assert recalibrate_batch_norm(model, MultiViewData(views, labels), 4, CPU) == 0
+    assert model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
