@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from config_schema import register
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +28,7 @@ USER_ERRORS = (ConfigError, DataError)
 
 
 @hydra.main(config_path="../configs", config_name="benchmark", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def benchmark_run(cfg: DictConfig) -> None:
     try:
         options = OmegaConf.to_container(cfg, resolve=True)
         bench = BenchmarkConfig.from_dict(options.pop("benchmark"))
@@ -41,6 +42,11 @@ def main(cfg: DictConfig) -> None:
     path.write_text(json.dumps(result, indent=2))
     print(format_report(result))
     print(f"JSON: {path}")
+
+
+def main() -> None:
+    register()
+    benchmark_run()
 
 
 if __name__ == "__main__":

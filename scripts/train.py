@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 
 import hydra
+from config_schema import register
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,6 +62,7 @@ def _hydra_overrides_for_other_ranks() -> list[str]:
 
 
 def main() -> None:
+    register()
     args = sys.argv[1:]
     run_dirs = [a.removeprefix("resume=") for a in args if a.startswith("resume=")]
     if not run_dirs:

@@ -15,7 +15,14 @@ def tiny_config() -> RunConfig:
     return RunConfig.from_dict(
         {
             "model": TINY_MODEL,
-            "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "log_every": 1},
+            "train": {
+                "epochs": 1,
+                "batch_size": 8,
+                "disentangle_epochs": None,  # stage 2 follows stage 1's budget
+                "disentangle_batch_size": None,
+                "lr": 1e-3,
+                "log_every": 1,
+            },
             "eval": {"n_seeds": 2, "num_figure_samples": 4},
             "device": "cpu",
         }

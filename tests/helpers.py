@@ -64,7 +64,14 @@ def tiny_run_dict(npz_path, **sections) -> dict:
     config = {
         "dataset": {"name": "npz", "path": str(npz_path)},
         "model": copy.deepcopy(TINY_MODEL),
-        "train": {"epochs": 2, "batch_size": 8, "log_every": 2},
+        # stage 2 follows stage 1's budget (the defaults give it its own)
+        "train": {
+            "epochs": 2,
+            "batch_size": 8,
+            "disentangle_epochs": None,
+            "disentangle_batch_size": None,
+            "log_every": 2,
+        },
         "eval": {"n_seeds": 2, "num_figure_samples": 4},
         "device": "cpu",
     }
@@ -77,8 +84,10 @@ def tiny_run_dict(npz_path, **sections) -> dict:
 
 
 def run_train_script(monkeypatch, *args: str) -> None:
-    """Run ``scripts/train.py`` with ``args`` in this process, as ``python`` would run it
-    (``monkeypatch``: pytest's fixture, which restores ``sys.argv`` afterwards)."""
+    """Run ``scripts/train.py`` with ``args`` in this process, as ``python`` would run it:
+    its folder first on ``sys.path`` (``monkeypatch``: pytest's fixture, which restores
+    ``sys.argv`` and ``sys.path`` afterwards)."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     monkeypatch.setattr(sys, "argv", [str(script), *args])
+    monkeypatch.syspath_prepend(str(script.parent))
     runpy.run_path(str(script), run_name="__main__")

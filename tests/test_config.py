@@ -1,36 +1,257 @@
+"""One set of defaults (``RunConfig()`` is what ``scripts/train.py`` composes), YAML files
+that hold only what differs from it, and every bad value refused up front by name."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
-from mrdd.config import ConfigError, RunConfig
+from mrdd.config import (
+    DATASET_OPTIONS,
+    MAX_SEED,
+    BenchmarkConfig,
+    ConfigError,
+    RunConfig,
+    default_dataset,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from config_schema import register  # noqa: E402  (the scripts' own registration)
+
+#: What configs/experiment/paper_edge_mnist.yaml changes: the paper's networks
+#: (configs/model/resnet16.yaml) and budget (configs/train/paper.yaml).
+PAPER = {
+    "model.backbone.base_width": 16,
+    "model.backbone.num_blocks": 3,
+    "train.epochs": 200,
+    "train.batch_size": 512,
+    "train.disentangle_epochs": None,
+    "train.disentangle_batch_size": 1024,
+    "train.lr": 5e-4,
+}
 
 
-def test_defaults_validate():
-    cfg = RunConfig.from_dict({})
-    assert cfg.model.c_dim == 10 and cfg.train.mask_ratio == 0.7
+def _compose(*overrides: str, name: str = "config") -> dict:
+    register()
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return OmegaConf.to_container(compose(name, list(overrides)), resolve=True)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def test_dataclass_defaults_are_the_default_run_of_the_train_script():
+    composed = _compose()
+    assert composed == RunConfig().to_dict()
+    assert RunConfig.from_dict(composed) == RunConfig()
+    assert RunConfig().dataset == {"name": "edge_mnist_5k", "image_size": 32, **DATASET_OPTIONS}
+    assert _compose("model=default", "train=default") == composed
+
+
+def test_paper_experiment_differs_from_the_default_in_exactly_the_paper_keys():
+    default, paper = _flat(_compose()), _flat(_compose("experiment=paper_edge_mnist"))
+    assert default.keys() == paper.keys()
+    differing = {key: paper[key] for key in paper if paper[key] != default[key]}
+    assert differing == PAPER
+    RunConfig.from_dict(_compose("experiment=paper_edge_mnist")).validate()
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (ROOT / "configs" / "experiment").glob("*.yaml"))
+)
+def test_every_experiment_composes_to_a_valid_config(experiment):
+    config = RunConfig.from_dict(_compose(f"experiment={experiment}", "data_root=/d"))
+    assert config.train.epochs == 200  # all of them start from the paper's budget
+    assert config.dataset["name"] in experiment or experiment.startswith("paper")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "keys"),
+    [
+        ("multiple_features", {"root", "standardize", "seed", "test_fraction"}),
+        ("edge_mnist", {"root", "download", "image_size"}),
+        ("office31", {"root", "image_size", "seed", "test_fraction", "cache_dir"}),
+    ],
+)
+def test_a_dataset_config_brings_its_own_keys_and_the_common_options_only(dataset, keys):
+    composed = _compose(f"dataset={dataset}")["dataset"]
+    assert composed == {"name": dataset, **DATASET_OPTIONS, **{k: composed[k] for k in keys}}
+    assert set(composed) == {"name", *DATASET_OPTIONS, *keys}
+
+
+def test_a_dataset_path_left_unset_is_named():
+    with pytest.raises(ConfigError, match=r"dataset.path has no value \(\?\?\?\); set it"):
+        RunConfig.from_dict(_compose("dataset=npz"))
+
+
+def test_benchmark_config_composes_to_the_dataclass_defaults():
+    composed = _compose("benchmark.steps=2", name="benchmark")
+    assert BenchmarkConfig.from_dict(composed.pop("benchmark")) == BenchmarkConfig(steps=2)
+    assert composed == RunConfig().to_dict()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epoch=3", "Could not override 'train.epoch'"),
+        ("train.epochs=x", "Value 'x' of type 'str' could not be converted to Integer"),
+    ],
+)
+def test_composition_refuses_unknown_keys_and_wrong_types(override, message):
+    with pytest.raises(ConfigCompositionException) as raised:
+        _compose(override)
+    assert message in str(raised.value) + str(raised.value.__cause__)
 
 
 def test_round_trip_through_a_plain_dict():
     cfg = RunConfig.from_dict({"model": {"c_dim": 5}, "train": {"epochs": 3}})
+    assert cfg.model.c_dim == 5 and cfg.train.epochs == 3 and cfg.train.lr == 2e-3
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_given_dataset_replaces_the_default_one_but_keeps_the_common_options():
+    cfg = RunConfig.from_dict({"dataset": {"name": "npz", "path": "x.npz", "best_view": 1}})
+    assert cfg.dataset == {**DATASET_OPTIONS, "name": "npz", "path": "x.npz", "best_view": 1}
+
+
+def test_overrides_merge_into_a_copy():
+    cfg = RunConfig()
+    changed = cfg.with_overrides({"dataset": {"missing_rate": 0.5}, "eval": {"n_seeds": 3}})
+    assert changed.dataset == {**default_dataset(), "missing_rate": 0.5}
+    assert changed.eval.n_seeds == 3 and changed.eval.split == "test"
+    assert cfg == RunConfig()
+    with pytest.raises(ConfigError, match=r"Unknown config key 'eval.n_seed'"):
+        cfg.with_overrides({"eval": {"n_seed": 3}})
+
+
+def test_values_are_converted_to_the_declared_types():
+    cfg = RunConfig.from_dict({"train": {"lr": 1, "epochs": "3", "grad_clip": 2}})
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.train.epochs == 3 and cfg.train.grad_clip == 2.0
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"modle": {}}, r"Unknown config key\(s\) \['modle'\]"),
-        ({"model": {"cdim": 3}}, r"\['model.cdim'\]"),
+        # unknown keys, with the valid ones and the closest one
+        (
+            {"modle": {}},
+            r"^Unknown config key 'modle'. Did you mean 'model'\? Valid keys at the top level: "
+            r"\['consistency_ckpt', ",
+        ),
+        (
+            {"train": {"epoch": 3}},
+            r"^Unknown config key 'train.epoch'. Did you mean 'train.epochs'\? "
+            r"Valid keys of train: \['batch_size', .*'epochs'",
+        ),
+        ({"model": {"backbone": {"widht": 3}}}, r"'model.backbone.widht'.*\['base_width'"),
+        # wrong types
+        ({"model": {"c_dim": "ten"}}, r"^model.c_dim must be an int, got 'ten'.$"),
+        ({"train": {"epochs": 1.5}}, r"^train.epochs must be an int, got 1.5.$"),
+        ({"train": {"lr": True}}, r"^train.lr must be a number, got True.$"),
+        ({"train": {"grad_clip": "x"}}, r"^train.grad_clip must be a number or null, got 'x'.$"),
+        ({"train": {"compile": "maybe"}}, r"^train.compile must be true or false, got 'maybe'."),
+        ({"model": {"backbone": {"channel_mults": [1, "a"]}}}, r"mults\[1\] must be an int"),
+        ({"eval": {"classifiers": "svm"}}, r"^eval.classifiers must be a list of str, got 'svm'."),
+        ({"train": 5}, r"^train must be a mapping of keys to values, got 5.$"),
+        ({"dataset": 3}, r"^dataset must be a mapping, got 3.$"),
+        # non-finite numbers, wherever they are
+        ({"train": {"lr": float("nan")}}, r"^train.lr must be a finite number, got nan.$"),
+        ({"train": {"lr": "inf"}}, r"^train.lr must be a finite number, got inf.$"),
+        ({"train": {"grad_clip": float("inf")}}, r"^train.grad_clip must be a finite number"),
+        ({"train": {"mask_ratio": float("nan")}}, r"^train.mask_ratio must be a finite number"),
+        ({"model": {"beta_s": float("-inf")}}, r"^model.beta_s must be a finite number"),
+        ({"model": {"club_weight": float("nan")}}, r"^model.club_weight must be a finite"),
+        ({"dataset": {"name": "x", "missing_rate": float("nan")}}, r"^dataset.missing_rate must"),
+        # ranges and choices
         ({"train": {"mask_ratio": 1.0}}, r"train.mask_ratio must be in \[0, 1\)"),
         ({"train": {"mask_ratio": -0.1}}, r"train.mask_ratio must be in \[0, 1\)"),
         ({"model": {"c_dim": 0}}, "model.c_dim must be positive"),
         ({"model": {"backbone": {"channel_mults": []}}}, "channel_mults"),
-        ({"model": {"c_dim": "ten"}}, "model.c_dim must be a int"),
-        ({"train": {"epochs": 1.5}}, "train.epochs must be a int"),
         ({"stage": "both"}, "stage must be one of"),
-        ({"stage": "disentangle"}, "consistency_ckpt"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
         ({"eval": {"split": "val"}}, "eval.split must be one of"),
+        ({"eval": {"embedding_samples": 1}}, r"eval.embedding_samples must be at least 2"),
         ({"dataset": {"root": "x"}}, "dataset.name is missing"),
+        (
+            {"model": {"backbone": {"norm": "group", "base_width": 12}}},
+            r"norm=group splits channels into 8 groups, but the level widths .* \[12, 24, 48\]",
+        ),
+        # seeds numpy and scikit-learn take
+        ({"seed": -1}, r"^seed=-1 with eval.n_seeds=10 uses the seeds -1 ... 8, but numpy"),
+        (
+            {"seed": MAX_SEED - 8},
+            rf"uses the seeds {MAX_SEED - 8} ... {MAX_SEED + 1}, .* \[0, {MAX_SEED - 9}\]",
+        ),
+        # stage consistency
+        ({"stage": "disentangle"}, "stage=disentangle needs the stage-1 checkpoint"),
+        (
+            {"consistency_ckpt": "old/consistency.pt"},
+            r"^consistency_ckpt=old/consistency.pt is read only by stage=disentangle, but "
+            r"stage=all trains stage 1 itself",
+        ),
+        (
+            {"stage": "consistency", "consistency_ckpt": "c.pt"},
+            r"stage=consistency trains stage 1 itself",
+        ),
+        # a warm-up as long as a stage it applies to
+        (
+            {"train": {"warmup_epochs": 30}},
+            r"^train.warmup_epochs=30 is not shorter than train.epochs=30: .* below 30.$",
+        ),
+        ({"train": {"warmup_epochs": 15}}, r"not shorter than train.disentangle_epochs=15"),
+        (
+            {"train": {"warmup_epochs": 5, "epochs": 5, "disentangle_epochs": None}},
+            r"not shorter than train.epochs=5",
+        ),
+        (
+            {"stage": "disentangle", "consistency_ckpt": "c.pt", "train": {"warmup_epochs": 20}},
+            r"not shorter than train.disentangle_epochs=15",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(data, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as raised:
         RunConfig.from_dict(data)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"seed": MAX_SEED - 9},  # the last seed of the evaluation is MAX_SEED
+        {"train": {"warmup_epochs": 14}},  # shorter than stage 2's 15 epochs
+        {"stage": "consistency", "train": {"warmup_epochs": 20}},  # stage 2 is not trained
+        {"stage": "disentangle", "consistency_ckpt": "c.pt", "train": {"epochs": 1}},
+        {"model": {"backbone": {"norm": "group", "base_width": 4, "channel_mults": [1, 2, 4]}}},
+    ],
+)
+def test_values_at_the_edge_of_the_ranges_are_accepted(data):
+    RunConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"step": 3}, r"^Unknown config key 'benchmark.step'. Did you mean 'benchmark.steps'\?"),
+        ({"matmul_size": {"cpu": "x"}}, r"^benchmark.matmul_size.cpu must be an int, got 'x'"),
+        ({"matmul_size": {"cpu": 0}}, r"benchmark.matmul_size must map device types to positive"),
+        ({"warmup": -1}, r"benchmark.warmup must be non-negative"),
+    ],
+)
+def test_bad_benchmark_values_are_refused_with_the_key_named(data, message):
+    with pytest.raises(ConfigError, match=message):
+        BenchmarkConfig.from_dict(data)

@@ -39,6 +39,7 @@ def step_or_die(self, *batch):
     return original(self, *batch)
 ConsistencyStage.step = step_or_die
 sys.argv[0] = "scripts/train.py"
+sys.path.insert(0, "scripts")  # as `python scripts/train.py` has it
 runpy.run_path("scripts/train.py", run_name="__main__")
 """
 

@@ -1,0 +1,37 @@
+"""The dataclasses of :mod:`mrdd.config` as the schema of the Hydra configs.
+
+``configs/config.yaml`` starts its defaults list with ``schema: run`` (``configs/benchmark.yaml``
+swaps in ``schema: benchmark``), so every composed config starts from the dataclass defaults:
+Hydra refuses unknown keys and wrong types at composition, and the YAML files hold only what
+differs from ``RunConfig()``. Every script composing these configs calls :func:`register`
+first (the package itself does not import Hydra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from mrdd.config import DATASET_OPTIONS, BenchmarkConfig, RunConfig
+
+
+@dataclass
+class BenchmarkRunConfig(RunConfig):
+    """``scripts/benchmark.py``'s config: a training run plus what to measure."""
+
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+
+
+def register() -> None:
+    """Register the ``schema`` group (``run``, ``benchmark``) in Hydra's ConfigStore.
+
+    The schema's ``dataset`` holds only the options every dataset takes; the dataset group
+    (``edge_mnist_5k`` by default) adds its name and its own keys.
+    """
+    store = ConfigStore.instance()
+    common = {"dataset": dict(DATASET_OPTIONS)}
+    store.store(group="schema", name="run", node=RunConfig(**common), package="_global_")
+    store.store(
+        group="schema", name="benchmark", node=BenchmarkRunConfig(**common), package="_global_"
+    )
