@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import os
+
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from mrdd.config import DATASET_OPTIONS, BenchmarkConfig, RunConfig
 
@@ -24,11 +27,15 @@ class BenchmarkRunConfig(RunConfig):
 
 
 def register() -> None:
-    """Register the ``schema`` group (``run``, ``benchmark``) in Hydra's ConfigStore.
+    """Register the ``schema`` group (``run``, ``benchmark``) in Hydra's ConfigStore, and
+    the ``${pid:}`` resolver of the run directories' names.
 
     The schema's ``dataset`` holds only the options every dataset takes; the dataset group
     (``edge_mnist_5k`` by default) adds its name and its own keys.
     """
+    # run directories are named by time *and* process id, so two runs started in the same
+    # second never share one (configs/config.yaml: hydra.run.dir, hydra.sweep.dir)
+    OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
     store = ConfigStore.instance()
     common = {"dataset": dict(DATASET_OPTIONS)}
     store.store(group="schema", name="run", node=RunConfig(**common), package="_global_")

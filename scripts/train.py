@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 from config_schema import register
@@ -29,20 +31,63 @@ from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DataError
 from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
 from mrdd.train.run import LOG_FORMAT
+from mrdd.train.rundir import require_new_run_dir, require_writable
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
 def _guarded(job: Callable[[], object]) -> None:
-    """Run ``job``; print a user error or a numerical fault as one line and exit non-zero."""
+    """Run ``job``; print a user error, a numerical fault, a failing disk or an interruption
+    as one line and exit non-zero (2: fix the settings or data; 1: the run stopped; 130:
+    interrupted). The run directory's ``run_info.json`` and ``train.log`` say the same."""
     try:
         job()
     except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _exit(2, f"error: {err}")
     except NonFiniteLossError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        _exit(1, f"error: {err}")
+    except OSError as err:
+        _exit(
+            1,
+            f"error: {err}. The run stopped; what it had saved is intact: fix the disk or "
+            "permissions and continue with resume=<run_dir>.",
+        )
+    except KeyboardInterrupt:
+        _exit(
+            130,
+            "interrupted: continue with resume=<run_dir> (states are saved every "
+            "train.ckpt_every epochs).",
+        )
+
+
+def _exit(code: int, message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a scheduler's preemption, ``kill``) ends the run like Ctrl-C: the run
+    records that it was interrupted instead of vanishing mid-line."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _check_run_dir(args: list[str]) -> None:
+    """Before Hydra writes its ``.hydra/`` and log into the run directory: refuse one that
+    holds a run or cannot be written (a multirun's directories are new by construction)."""
+    if "-m" in args or "--multirun" in args:
+        return
+    given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    out_dir = Path(given[-1] if given else "outputs")
+    try:
+        require_writable(out_dir)
+        if given:
+            require_new_run_dir(out_dir)
+    except ConfigError as err:
+        _exit(2, f"error: {err}")
 
 
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
@@ -65,7 +110,10 @@ def main() -> None:
     register()
     args = sys.argv[1:]
     run_dirs = [a.removeprefix("resume=") for a in args if a.startswith("resume=")]
+    _interrupt_on_sigterm()
     if not run_dirs:
+        if int(os.environ.get("RANK", "0")) == 0:
+            _check_run_dir(args)
         sys.argv += _hydra_overrides_for_other_ranks()
         train()
         return

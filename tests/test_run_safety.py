@@ -3,6 +3,9 @@
 import hashlib
 import importlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,52 @@ def test_an_interrupted_run_is_recorded_as_interrupted(tmp_path, monkeypatch):
     info = json.loads((out / "run_info.json").read_text())
     assert info["status"] == "interrupted" and info["cause"] == "KeyboardInterrupt"
     assert "run interrupted" in (out / "train.log").read_text()
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+
+
+def _train_script(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_the_script_refuses_a_run_directory_before_hydra_writes_into_it(finished_run):
+    _, out = finished_run
+    (out / ".hydra").mkdir(exist_ok=True)
+    (out / ".hydra" / "config.yaml").write_text("the old run's composition record\n")
+    before = _digest(out)
+    proc = _train_script(f"hydra.run.dir={out}", "device=cpu", cwd=out.parent)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "resume=" in lines[0]
+    assert _digest(out) == before  # .hydra/ and train.log included
+
+
+def test_the_script_names_a_run_directory_it_cannot_create(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    proc = _train_script(f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert stderr.strip().splitlines() == [stderr.strip()] and "is a file" in stderr
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
+    """Two processes at once, on data that does not exist: each fails in its own folder."""
+    args = ("dataset=npz", f"dataset.path={tmp_path / 'missing.npz'}", "device=cpu")
+    procs = [_train_script(*args, cwd=tmp_path) for _ in range(2)]
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 2
+    run_dirs = sorted(p.parent for p in (tmp_path / "outputs").rglob("run_info.json"))
+    assert len(run_dirs) == 2 and run_dirs[0] != run_dirs[1]
+    for run_dir in run_dirs:
+        info = json.loads((run_dir / "run_info.json").read_text())
+        assert info["status"] == "failed" and "missing.npz" in info["cause"]
