@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import logging
@@ -21,6 +22,7 @@ from mrdd.data import MultiViewData
 from mrdd.eval import extract_codes, metrics_markdown, named_representations
 from mrdd.eval.figures import RECORD_META
 from mrdd.eval.gallery import write_figures
+from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.protocol import mlp_skip_reason, redundancy_rows
 from mrdd.models import MRDD, Codes, ConsistencyModel
 from mrdd.train import run
@@ -288,6 +290,35 @@ def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, c
         )
     assert written == ["reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png"]
     assert "view 1 holds feature vectors" in caplog.text
+
+
+def test_representations_are_named_in_one_place():
+    c, s0, s1 = torch.ones(2, 1), 2 * torch.ones(2, 2), 3 * torch.ones(2, 1)
+    reps = named_representations(c, [s0, s1], best_view=1)
+    assert list(reps) == REPRESENTATIONS
+    assert reps["C+S_best"].tolist() == [[1, 3]] * 2
+    assert reps["C+S_all"].tolist() == [[1, 2, 2, 3]] * 2
+    assert list(named_representations(c, [], 0)) == ["C"]
+    for path in Path(mrdd.__file__).parent.rglob("*.py"):  # no other module spells a name
+        if path.name != "representations.py":
+            tree = ast.parse(path.read_text())
+            strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+            assert not strings & {"C+S_best", "C+S_all", "S_"}, path
+
+
+def test_monitor_probes_the_c_plus_s_best_that_the_evaluation_names(
+    tmp_path, tiny_splits, tiny_config
+):
+    cpu = torch.device("cpu")
+    model = MRDD(tiny_splits.view_shapes, tiny_config.model)
+    monitor = TrainingMonitor(tmp_path, tiny_splits, 1, 6, 4, cpu, 0)
+    codes = extract_codes(model, monitor.probe, 4, cpu)
+    reps = named_representations(codes.c, codes.s, tiny_splits.best_view)
+    labels, k = monitor.probe.labels, tiny_splits.num_classes
+    expected = evaluate_clustering(reps["C+S_best"], labels, k, n_seeds=1)
+    scores = {f"eval_{key}": expected[key]["mean"] for key in ("acc", "nmi", "ari")}
+    assert monitor.probe_scores(model) == scores
+    monitor.close()
 
 
 def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(

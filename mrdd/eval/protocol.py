@@ -228,6 +228,8 @@ def _logged_rows(
     """Rows of one representation's scores (``values``: metric → per-run values), logged
     on one line as they come."""
     rows = [score_row(task, representation, m, split, runs) for m, runs in values.items()]
+    if not rows:  # e.g. no regressors: nothing to score C with in the redundancy task
+        return rows
     log.info(
         "%s %-9s (%s split, %d runs): %s",
         task, representation, split, max(row["runs"] for row in rows),

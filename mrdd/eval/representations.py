@@ -44,6 +44,12 @@ def headline(representations: dict[str, Tensor]) -> dict[str, Tensor]:
     return {name: representations[name] for name in HEADLINE if name in representations}
 
 
+def probed(representations: dict[str, Tensor]) -> Tensor:
+    """The one representation the training probe clusters: the last :data:`HEADLINE` one
+    present (``C+S_best``, or ``C`` for a stage-1 model)."""
+    return list(headline(representations).values())[-1]
+
+
 @torch.no_grad()
 def extract_codes(
     model: MRDD | ConsistencyModel, data: MultiViewData, batch_size: int, device: torch.device

@@ -68,6 +68,10 @@ class Pivot:
     def rows(self, i: Hashable, column: str) -> list[Mapping[str, Any]]:
         return self.cells.get((i, column), [])
 
+    def only(self, i: Hashable, column: str) -> Mapping[str, Any] | None:
+        """The row of a cell that holds one row or none (a single run's table)."""
+        return next(iter(self.rows(i, column)), None)
+
 
 def pivot(rows: Iterable[Mapping[str, Any]], index: str, columns: Sequence[str]) -> Pivot:
     """Long rows to a wide table: one table row per value of ``row[index]``, one column per
@@ -128,7 +132,7 @@ def metrics_markdown(metrics: Mapping[str, Any]) -> str:
             markdown_table(
                 ["representation", *table.columns],
                 [
-                    [name, *(score_text(_one(table.rows(name, c)), task) for c in table.columns)]
+                    [name, *(score_text(table.only(name, c), task) for c in table.columns)]
                     for name in table.index
                 ],
             ),
@@ -138,11 +142,6 @@ def metrics_markdown(metrics: Mapping[str, Any]) -> str:
             ),
         ]
     return "\n\n".join(parts) + "\n"
-
-
-def _one(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The row of a cell of one run's table, whose cells hold one row or none."""
-    return rows[0] if rows else None
 
 
 def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int]) -> str:
