@@ -59,10 +59,6 @@ ABLATIONS = {
 }
 
 
-def _number(text: str) -> float:
-    return float(text)
-
-
 def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
     """Runs grouped by their values of ``keys``, sorted numerically by those values."""
     missing = [str(run.path) for run in runs if any(k not in run.config for k in keys)]
@@ -74,12 +70,12 @@ def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
     for run in runs:
         setting = {k: run.config[k] for k in keys}
         groups.setdefault(tuple(setting.values()), Group(setting, [])).runs.append(run)
-    return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(_number, values)))]
+    return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(float, values)))]
 
 
 def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: Path) -> None:
     table = groups_table(groups)
-    x = np.array([_number(g.setting[key]) for g in groups])
+    x = np.array([float(g.setting[key]) for g in groups])
     clustering = [s for s in scores if not s.startswith("redundancy.")]
     redundancy = [s for s in scores if s.startswith("redundancy.")]
     fig, axes = plt.subplots(1, 1 + bool(redundancy), figsize=(4.5 * (1 + bool(redundancy)), 3.5))
@@ -103,14 +99,14 @@ def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: P
 
 
 def _plot_grid(groups: Sequence[Group], keys: Sequence[str], score: str, path: Path) -> None:
-    rows = sorted({_number(g.setting[keys[0]]) for g in groups})
-    cols = sorted({_number(g.setting[keys[1]]) for g in groups})
+    rows = sorted({float(g.setting[keys[0]]) for g in groups})
+    cols = sorted({float(g.setting[keys[1]]) for g in groups})
     grid = np.full((len(rows), len(cols)), np.nan)
     table = groups_table(groups)
     for g in groups:
         summary = group_summary(table, g, score)
         if summary:
-            i, j = rows.index(_number(g.setting[keys[0]])), cols.index(_number(g.setting[keys[1]]))
+            i, j = rows.index(float(g.setting[keys[0]])), cols.index(float(g.setting[keys[1]]))
             grid[i, j] = 100 * summary["mean"]
     fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 1.0 * len(rows) + 1.5))
     image = ax.imshow(grid, cmap="viridis", origin="lower")

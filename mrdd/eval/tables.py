@@ -77,15 +77,12 @@ def pivot(rows: Iterable[Mapping[str, Any]], index: str, columns: Sequence[str])
     """Long rows to a wide table: one table row per value of ``row[index]``, one column per
     dotted combination of the ``columns`` fields; a cell keeps every row that falls in it
     (one per run when several runs share a table row)."""
-    index_values: dict[Hashable, None] = {}
-    column_names: dict[str, None] = {}
     cells: dict[tuple[Hashable, str], list[Mapping[str, Any]]] = {}
     for row in rows:
-        i, column = row[index], ".".join(str(row[k]) for k in columns)
-        index_values.setdefault(i)
-        column_names.setdefault(column)
-        cells.setdefault((i, column), []).append(row)
-    return Pivot(list(index_values), list(column_names), cells)
+        key = (row[index], ".".join(str(row[k]) for k in columns))
+        cells.setdefault(key, []).append(row)
+    index_values = list(dict.fromkeys(i for i, _ in cells))
+    return Pivot(index_values, list(dict.fromkeys(column for _, column in cells)), cells)
 
 
 def across_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
