@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import importlib.util
 import json
 import logging
 import runpy
@@ -32,6 +33,8 @@ N_SEEDS = 2
 EPOCHS = 2
 SUMMARY = {"mean", "std", "runs"}
 REPRESENTATIONS = ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
+#: The UMAP figure is drawn when umap-learn is installed, next to t-SNE.
+UMAP = ["umap.png"] if importlib.util.find_spec("umap") else []
 FIGURES = {
     # name: (width, height) in pixels; see the size notes in mrdd/eval/figures.py
     "reconstructions.png": (800, 350),  # 2 views × 5 columns (4 samples, at least 5), 5 rows
@@ -40,6 +43,7 @@ FIGURES = {
     "samples_view0.png": (640, 300),  # two 4×5 grids
     "samples_view1.png": (640, 300),
     "tsne.png": (1020, 450),  # C and C+S_best
+    **dict.fromkeys(UMAP, (1020, 450)),
     "curves.png": None,  # 12 inches wide, 2.4 per row of 4 panels: see _curves_size
 }
 
@@ -219,7 +223,7 @@ def test_evaluate_a_stage1_only_run(trained_run, tmp_path):
     assert list(_scores(metrics, "clustering")) == ["C"]
     assert {row["task"] for row in metrics["scores"]} == {"clustering"}
     assert list(metrics["methods"]) == ["clustering"] and metrics["representations"] == {"C": 4}
-    assert metrics["figures"] == ["reconstructions.png", "tsne.png", "curves.png"]
+    assert metrics["figures"] == ["reconstructions.png", "tsne.png", *UMAP, "curves.png"]
     with Image.open(tmp_path / "tsne.png") as image:
         assert image.size == (570, 450)  # one panel
 
@@ -288,7 +292,9 @@ def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, c
             torch.device("cpu"),
             tmp_path,
         )
-    assert written == ["reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png"]
+    assert written == [
+        "reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png", *UMAP,
+    ]  # fmt: skip
     assert "view 1 holds feature vectors" in caplog.text
 
 
