@@ -22,7 +22,7 @@ from torch import Tensor
 
 from mrdd.config import RunConfig
 from mrdd.data import load_dataset
-from mrdd.eval.report import evaluate_model
+from mrdd.eval import evaluate_model, named_representations
 from mrdd.models import MRDD, Codes, ConsistencyModel
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 from mrdd.train.device import resolve_device
@@ -118,7 +118,7 @@ class TrainedModel:
     ) -> dict[str, Tensor]:
         """The named representations: C, every S_v, C+S_best, C+S_all."""
         codes = self.encode(views, available)
-        return codes.as_dict(self.best_view) if codes.s else {"C": codes.c}
+        return named_representations(codes.c, codes.s, self.best_view)
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
@@ -150,7 +150,7 @@ def evaluate(
 
     Loads the run's model and config, applies ``overrides`` (nested, e.g.
     ``{"eval": {"split": "train"}, "device": "cpu"}``), reloads its dataset and
-    runs :func:`mrdd.eval.report.evaluate_model` — the same evaluation as at the
+    runs :func:`mrdd.eval.evaluate_model` — the same evaluation as at the
     end of training — writing ``metrics.json``, ``metrics.md`` and the figures
     into ``out_dir`` (default: the run directory). Returns the metrics dict.
     """

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     out = args.out or Path(args.paths[0]) / "results"
     try:
         print(collect(args.paths, out, args.metrics, args.average_over))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from mrdd.config import RunConfig
 from mrdd.eval.ablate import ABLATIONS, ablate
+from mrdd.eval.tables import score_row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,14 +49,13 @@ def test_every_swept_value_composes_to_a_valid_config(name):
 
 def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
     path.mkdir(parents=True)
-    summary = lambda v: {"mean": v, "std": 0.0, "runs": [v]}  # noqa: E731
     config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed}
-    metrics = {
-        "clustering": {"representations": {"C+S_best": {"acc": summary(acc), "n_runs": 1}}},
-        "redundancy": {"representations": {"S_0": {"r2": {"C": {"ridge": summary(r2)}}}}},
-    }
+    scores = [
+        score_row("clustering", "C+S_best", "acc", "test", [acc]),
+        score_row("redundancy", "S_0", "r2_C_ridge", "test", [r2]),
+    ]
     (path / "config.json").write_text(json.dumps(config))
-    (path / "metrics.json").write_text(json.dumps(metrics))
+    (path / "metrics.json").write_text(json.dumps({"scores": scores}))
 
 
 def test_ablation_table_from_fake_runs(tmp_path):

@@ -9,31 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from mrdd.eval.collect import collect, find_runs, flat_scores, group_runs
-
-
-def _summary(value: float) -> dict:
-    return {"mean": value, "std": 0.01, "runs": [value - 0.01, value + 0.01]}
+from mrdd.eval.collect import collect, find_runs, group_runs, group_summary, groups_table
+from mrdd.eval.tables import metrics_markdown, pivot, score_row
 
 
 def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
     path.mkdir(parents=True)
     config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed, "stage": "all"}
-    metrics = {
-        "clustering": {
-            "split": "test",
-            "n_runs": 2,
-            "representations": {"C": {"acc": _summary(acc), "n_runs": 2}},
-        },
-        "classification": None,
-        "redundancy": {
-            "representations": {
-                "S_0": {"r2": {"C": {"ridge": _summary(r2)}}, "club": r2 / 10},
-            }
-        },
-    }
+    scores = [
+        score_row("clustering", "C", "acc", "test", [acc - 0.01, acc + 0.01]),
+        score_row("redundancy", "S_0", "r2_C_ridge", "test", [r2 - 0.01, r2 + 0.01]),
+        score_row("redundancy", "S_0", "club", "test", [r2 / 10]),
+    ]
     (path / "config.json").write_text(json.dumps(config))
-    (path / "metrics.json").write_text(json.dumps(metrics))
+    (path / "metrics.json").write_text(json.dumps({"scores": scores}))
 
 
 @pytest.fixture
@@ -46,40 +35,57 @@ def sweep(tmp_path) -> Path:
     return tmp_path / "multirun"
 
 
-def test_flat_scores_names_every_number():
+def test_a_metrics_json_of_the_earlier_nested_schema_is_refused(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"clustering": {"representations": {}}}))
+    with pytest.raises(ValueError, match="earlier mrdd version.*scripts/evaluate.py run_dir="):
+        find_runs([tmp_path])
+
+
+def test_pivot_spreads_rows_in_first_seen_order_and_keeps_every_row_of_a_cell():
+    rows = [
+        {"rep": "C", "task": "t", "metric": "b", "mean": 1.0},
+        {"rep": "S_0", "task": "t", "metric": "a", "mean": 2.0},
+        {"rep": "C", "task": "t", "metric": "a", "mean": 3.0},
+        {"rep": "C", "task": "t", "metric": "a", "mean": 5.0},
+    ]
+    table = pivot(rows, "rep", ["task", "metric"])
+    assert table.index == ["C", "S_0"] and table.columns == ["t.b", "t.a"]
+    assert [r["mean"] for r in table.rows("C", "t.a")] == [3.0, 5.0]
+    assert table.rows("S_0", "t.b") == []
+
+
+def test_one_run_gives_the_same_numbers_in_metrics_md_and_in_collect(tmp_path):
+    """metrics.md (within-run mean ± std) and collect (across runs of the run means) pivot
+    the same rows: with one run, collect's means are metrics.md's means."""
+    _fake_run(tmp_path / "run", 0.0, 0, 0.6, 0.5)
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["scores"]
     metrics = {
-        "clustering": {"representations": {"C": {"acc": _summary(0.5), "n_runs": 2}}},
-        "classification": {
-            "representations": {"C": {"svm": {"accuracy": _summary(0.9)}, "n_runs": 2}}
-        },
-        "redundancy": {
-            "representations": {
-                "S_0": {"r2": {"C": {"mlp": _summary(0.2)}}, "club": 0.3},
-                "C": {"r2": {"labels": {"mlp": _summary(0.4)}}},
-            }
-        },
-    }
-    assert flat_scores(metrics) == {
-        "clustering.C.acc": 0.5,
-        "classification.C.svm.accuracy": 0.9,
-        "redundancy.S_0.r2_C_mlp": 0.2,
-        "redundancy.S_0.club": 0.3,
-        "redundancy.C.r2_labels_mlp": 0.4,
-    }
+        "dataset": "d", "model": "mrdd", "stage": "all", "seed": 0, "scores": rows,
+        "splits": {"test": 4}, "methods": {"clustering": "K.", "redundancy": "R."}, "skipped": {},
+    }  # fmt: skip
+    text = metrics_markdown(metrics)
+    assert "| C | 60.00 ± 1.00 |" in text
+    assert "| S_0 | 0.500 ± 0.010 | 0.050 ± 0.000 |" in text
+    collected = collect([tmp_path / "run"], tmp_path / "out", ["*"]).splitlines()
+    assert collected[0] == (
+        "| runs | n | clustering.C.acc | redundancy.S_0.club | redundancy.S_0.r2_C_ridge |"
+    )
+    assert collected[2] == "| all | 1 | 60.00 ± 0.00 | 0.050 ± 0.000 | 0.500 ± 0.000 |"
 
 
 def test_runs_are_grouped_by_the_differing_config_and_averaged_over_seeds(sweep):
     groups = group_runs(find_runs([sweep]))
+    table = groups_table(groups)
     assert [g.setting for g in groups] == [
         {"model.club_weight": "0.0"},
         {"model.club_weight": "1.0"},
     ]
     assert [len(g.runs) for g in groups] == [2, 2]
-    acc = groups[0].summary("clustering.C.acc")
+    acc = group_summary(table, groups[0], "clustering.C.acc")
     assert acc["mean"] == pytest.approx(0.7) and acc["std"] == pytest.approx(0.1)
-    r2 = groups[1].summary("redundancy.S_0.r2_C_ridge")
+    r2 = group_summary(table, groups[1], "redundancy.S_0.r2_C_ridge")
     assert r2["mean"] == pytest.approx(0.2) and r2["std"] == pytest.approx(0.1)
-    assert groups[0].summary("classification.C.svm.accuracy") is None
+    assert group_summary(table, groups[0], "classification.C.svm.accuracy") is None
 
 
 def test_collect_writes_markdown_and_csv(sweep, tmp_path):

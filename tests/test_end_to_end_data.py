@@ -30,9 +30,9 @@ def test_six_vector_views_train_through_both_stages(tmp_path):
     write_mfeat(tmp_path / "mfeat")
     cfg = _config({"name": "multiple_features", "root": str(tmp_path / "mfeat")}, 200)
     metrics = run(cfg, tmp_path / "run")
-    reps = metrics["clustering"]["representations"]
-    assert set(reps) == {"C", *(f"S_{v}" for v in range(6)), "C+S_best", "C+S_all"}
-    assert metrics["clustering"]["n_samples"] == 400
+    reps = {row["representation"] for row in metrics["scores"] if row["task"] == "clustering"}
+    assert reps == {"C", *(f"S_{v}" for v in range(6)), "C+S_best", "C+S_all"}
+    assert metrics["splits"]["test"] == 400
     trained = torch.load(tmp_path / "run" / "mrdd.pt", weights_only=True)
     assert [s for s in trained["view_shapes"]] == [[d] for d in MFEAT_DIMS.values()]
     assert (tmp_path / "run" / "reconstructions.png").is_file()
@@ -48,7 +48,7 @@ def test_npz_with_mixed_image_and_vector_views_trains(tmp_path):
     metrics = run(cfg, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["best_view"] == 1
-    assert metrics["clustering"]["representations"]["C+S_all"]["n_runs"] == 1
+    assert {row["runs"] for row in metrics["scores"] if row["representation"] == "C+S_all"} == {1}
     trained = mrdd.load(tmp_path / "run")
     assert trained.view_shapes == [(1, 8, 8), (76,), (6,)]
     batch = [torch.rand(5, 1, 8, 8), torch.randn(5, 76), torch.randn(5, 6)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import importlib.util
 import json
 import logging
 import runpy
@@ -18,11 +20,12 @@ from PIL import Image
 import mrdd
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import MultiViewData
-from mrdd.eval import extract_codes, metrics_markdown
-from mrdd.eval.evaluate import mlp_skip_reason, redundancy_report
+from mrdd.eval import extract_codes, metrics_markdown, named_representations
 from mrdd.eval.figures import RECORD_META
 from mrdd.eval.gallery import write_figures
-from mrdd.models import MRDD, ConsistencyModel
+from mrdd.eval.metrics import evaluate_clustering
+from mrdd.eval.protocol import mlp_skip_reason, redundancy_rows
+from mrdd.models import MRDD, Codes, ConsistencyModel
 from mrdd.train import run
 from mrdd.train.monitor import TrainingMonitor
 
@@ -30,6 +33,8 @@ N_SEEDS = 2
 EPOCHS = 2
 SUMMARY = {"mean", "std", "runs"}
 REPRESENTATIONS = ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
+#: The UMAP figure is drawn when umap-learn is installed, next to t-SNE.
+UMAP = ["umap.png"] if importlib.util.find_spec("umap") else []
 FIGURES = {
     # name: (width, height) in pixels; see the size notes in mrdd/eval/figures.py
     "reconstructions.png": (800, 350),  # 2 views × 5 columns (4 samples, at least 5), 5 rows
@@ -38,6 +43,7 @@ FIGURES = {
     "samples_view0.png": (640, 300),  # two 4×5 grids
     "samples_view1.png": (640, 300),
     "tsne.png": (1020, 450),  # C and C+S_best
+    **dict.fromkeys(UMAP, (1020, 450)),
     "curves.png": None,  # 12 inches wide, 2.4 per row of 4 panels: see _curves_size
 }
 
@@ -86,51 +92,71 @@ def test_training_run_writes_every_file(trained_run):
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
 
 
+def _scores(metrics: dict, task: str) -> dict[str, dict[str, dict]]:
+    """``{representation: {metric: row}}`` of one task's score rows."""
+    out: dict[str, dict[str, dict]] = {}
+    for row in metrics["scores"]:
+        if row["task"] == task:
+            assert row["metric"] not in out.setdefault(row["representation"], {})
+            out[row["representation"]][row["metric"]] = row
+    return out
+
+
 def test_metrics_json_schema(trained_run):
     run_dir, returned = trained_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(returned))
     assert metrics["model"] == "mrdd" and metrics["eval"]["n_seeds"] == N_SEEDS
     assert metrics["representations"] == {"C": 4, "S_0": 3, "S_1": 3, "C+S_best": 7, "C+S_all": 10}
+    assert metrics["splits"] == {"train": 40, "test": 16}
+    assert list(metrics["methods"]) == ["clustering", "classification", "redundancy"]
+    assert metrics["skipped"] == {}
     assert sorted(metrics["figures"]) == sorted(FIGURES)
     assert {"environment", "seconds"} <= set(metrics)
+    fields = {"task", "representation", "metric", "split", "runs", "mean", "std", "values"}
+    for row in metrics["scores"]:
+        assert set(row) == fields
+        assert row["runs"] == len(row["values"])
+        assert row["mean"] == pytest.approx(np.mean(row["values"]))
+        assert row["std"] == pytest.approx(np.std(row["values"]))
 
-    clu = metrics["clustering"]
-    assert (clu["split"], clu["n_samples"], clu["n_runs"]) == ("test", 16, N_SEEDS)
-    assert list(clu["representations"]) == REPRESENTATIONS
-    for scores in clu["representations"].values():
-        for key in ("acc", "nmi", "ari", "fscore", "purity"):
-            assert set(scores[key]) == SUMMARY and len(scores[key]["runs"]) == N_SEEDS
-            assert 0.0 <= scores[key]["mean"] <= 1.0 or key == "ari"
+    clu = _scores(metrics, "clustering")
+    assert list(clu) == REPRESENTATIONS
+    for scores in clu.values():
+        assert list(scores) == ["acc", "nmi", "ari", "fscore", "purity"]
+        for key, row in scores.items():
+            assert (row["split"], row["runs"]) == ("test", N_SEEDS)
+            assert 0.0 <= row["mean"] <= 1.0 or key == "ari"
 
-    cls = metrics["classification"]
-    assert (cls["fit_split"], cls["score_split"], cls["n_train"], cls["n_test"]) == (
-        "train", "test", 40, 16,
-    )  # fmt: skip
-    assert list(cls["representations"]) == REPRESENTATIONS
-    for scores in cls["representations"].values():
-        for clf in ("svm", "linear"):
-            assert set(scores[clf]) == {"accuracy", "precision_macro", "f1_macro"}
-            assert len(scores[clf]["accuracy"]["runs"]) == N_SEEDS
+    cls = _scores(metrics, "classification")
+    assert list(cls) == REPRESENTATIONS
+    for scores in cls.values():
+        metrics_ = ("accuracy", "precision_macro", "f1_macro")
+        assert list(scores) == [f"{clf}.{m}" for clf in ("svm", "linear") for m in metrics_]
+        assert all((row["split"], row["runs"]) == ("test", N_SEEDS) for row in scores.values())
 
-    red = metrics["redundancy"]
-    assert (red["split"], red["n_runs"], red["regressors"]) == ("test", N_SEEDS, ["ridge", "mlp"])
-    assert red["skipped"] == {}
-    assert list(red["representations"]) == ["S_0", "S_1", "C"]
+    red = _scores(metrics, "redundancy")
+    assert list(red) == ["S_0", "S_1", "C"]
     for name in ("S_0", "S_1"):
-        entry = red["representations"][name]
-        assert isinstance(entry["club"], float)
-        for target in ("C", "labels"):
-            for reg in ("ridge", "mlp"):
-                assert len(entry["r2"][target][reg]["runs"]) == N_SEEDS
-    assert set(red["representations"]["C"]["r2"]) == {"labels"}
+        assert red[name]["club"]["runs"] == 1 and red[name]["club"]["std"] == 0.0
+        assert sorted(red[name]) == sorted(
+            ["club", *(f"r2_{t}_{r}" for t in ("C", "labels") for r in ("ridge", "mlp"))]
+        )
+        for metric, row in red[name].items():
+            assert row["split"] == "test"
+            assert row["runs"] == (1 if metric == "club" else N_SEEDS)
+    assert list(red["C"]) == ["r2_labels_ridge", "r2_labels_mlp"]
 
 
 def test_metrics_md_has_every_table_and_row(trained_run):
     text = (trained_run[0] / "metrics.md").read_text()
-    assert f"## Clustering (test split, 16 samples, mean ± std over {N_SEEDS} KMeans seeds" in text
-    assert "## Classification (fit on train, 40 samples; scored on test, 16 samples" in text
-    assert "## Redundancy (test split" in text
+    assert f"## Clustering (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
+    assert f"## Classification (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
+    assert "fitted on a stratified 90% subsample of the train split" in text
+    assert (
+        f"## Redundancy (test split, 16 samples; mean ± std over {N_SEEDS} runs (club: 1)" in text
+    )
+    assert "| representation | acc | nmi | ari | fscore | purity |" in text
     for name in REPRESENTATIONS:
         assert f"| {name} |" in text
 
@@ -172,14 +198,18 @@ def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "## Clustering (train split, 40 samples, mean ± std over 1 KMeans seeds" in (
+    assert "## Clustering (train split, 40 samples; mean ± std over 1 runs; %)" in (
         capsys.readouterr().out
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["clustering"]["split"] == metrics["redundancy"]["split"] == "train"
-    assert metrics["classification"]["classifiers"] == ["linear"]
-    assert set(metrics["classification"]["representations"]["C"]) == {"linear", "n_runs"}
-    assert set(metrics["redundancy"]["representations"]["S_0"]["r2"]["C"]) == {"ridge"}
+    assert {row["split"] for row in metrics["scores"] if row["task"] != "classification"} == {
+        "train"
+    }
+    assert set(_scores(metrics, "classification")["C"]) == {
+        "linear.accuracy", "linear.precision_macro", "linear.f1_macro",
+    }  # fmt: skip
+    assert set(_scores(metrics, "redundancy")["S_0"]) == {"r2_C_ridge", "club", "r2_labels_ridge"}
+    assert {row["runs"] for row in metrics["scores"]} == {1}
     assert metrics["figures"] == [] and not list(tmp_path.glob("*.png"))
     assert (tmp_path / "metrics.md").is_file()
 
@@ -190,9 +220,10 @@ def test_evaluate_a_stage1_only_run(trained_run, tmp_path):
         shutil.copy(run_dir / name, tmp_path / name)
     metrics = mrdd.evaluate(tmp_path, {"eval": {"n_seeds": 1, "classifiers": []}})
     assert metrics["model"] == "consistency"
-    assert list(metrics["clustering"]["representations"]) == ["C"]
-    assert metrics["classification"] is None and metrics["redundancy"] is None
-    assert metrics["figures"] == ["reconstructions.png", "tsne.png", "curves.png"]
+    assert list(_scores(metrics, "clustering")) == ["C"]
+    assert {row["task"] for row in metrics["scores"]} == {"clustering"}
+    assert list(metrics["methods"]) == ["clustering"] and metrics["representations"] == {"C": 4}
+    assert metrics["figures"] == ["reconstructions.png", "tsne.png", *UMAP, "curves.png"]
     with Image.open(tmp_path / "tsne.png") as image:
         assert image.size == (570, 450)  # one panel
 
@@ -209,14 +240,22 @@ def test_mlp_redundancy_is_skipped_with_its_reason_on_a_too_small_split():
     g = torch.Generator().manual_seed(0)
     c, s = torch.randn(12, 4, generator=g), torch.randn(12, 3, generator=g)
     labels = torch.arange(12) % 2
-    report = redundancy_report(c, {"S_0": s}, labels, 2, {"S_0": 0.0}, "test", ["ridge", "mlp"], 1)
-    assert report["regressors"] == ["ridge"]
-    assert "12 samples leave 9 for fitting" in report["skipped"]["mlp"]
-    assert set(report["representations"]["S_0"]["r2"]["C"]) == {"ridge"}
+    ev = RunConfig.from_dict({"eval": {"n_seeds": 1, "regressors": ["ridge", "mlp"]}}).eval
+    rows, skipped = redundancy_rows(Codes(c, [s]), labels, 2, {"S_0": 0.0}, ev, 0)
+    assert "12 samples leave 9 for fitting" in skipped["mlp"]
+    assert [(r["representation"], r["metric"]) for r in rows] == [
+        ("S_0", "r2_C_ridge"), ("S_0", "club"), ("S_0", "r2_labels_ridge"),
+        ("C", "r2_labels_ridge"),
+    ]  # fmt: skip
     text = metrics_markdown(
-        {"dataset": "d", "model": "mrdd", "seed": 0, "redundancy": report, "classification": None,
-         "clustering": {"split": "test", "n_samples": 12, "n_runs": 1, "representations": {}}}
+        {"dataset": "d", "model": "mrdd", "stage": "all", "seed": 0, "scores": rows,
+         "splits": {"test": 12}, "methods": {"redundancy": "R²."},
+         "skipped": {"redundancy": skipped}}
     )  # fmt: skip
+    assert "## Redundancy (test split, 12 samples; mean ± std over 1 runs; R², CLUB in nats)" in (
+        text
+    )
+    assert "| C | – | – | " in text  # C has no r2_C nor club
     assert "Skipped: mlp (12 samples leave 9" in text
 
 
@@ -248,10 +287,47 @@ def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, c
     codes = extract_codes(model, data, 8, torch.device("cpu"))
     with caplog.at_level(logging.INFO, logger="mrdd"):
         written = write_figures(
-            model, data, codes.as_dict(0), {}, cfg, torch.device("cpu"), tmp_path
+            model,
+            data,
+            named_representations(codes.c, codes.s, 0),
+            {},
+            cfg,
+            torch.device("cpu"),
+            tmp_path,
         )
-    assert written == ["reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png"]
+    assert written == [
+        "reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png", *UMAP,
+    ]  # fmt: skip
     assert "view 1 holds feature vectors" in caplog.text
+
+
+def test_representations_are_named_in_one_place():
+    c, s0, s1 = torch.ones(2, 1), 2 * torch.ones(2, 2), 3 * torch.ones(2, 1)
+    reps = named_representations(c, [s0, s1], best_view=1)
+    assert list(reps) == REPRESENTATIONS
+    assert reps["C+S_best"].tolist() == [[1, 3]] * 2
+    assert reps["C+S_all"].tolist() == [[1, 2, 2, 3]] * 2
+    assert list(named_representations(c, [], 0)) == ["C"]
+    for path in Path(mrdd.__file__).parent.rglob("*.py"):  # no other module spells a name
+        if path.name != "representations.py":
+            tree = ast.parse(path.read_text())
+            strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+            assert not strings & {"C+S_best", "C+S_all", "S_"}, path
+
+
+def test_monitor_probes_the_c_plus_s_best_that_the_evaluation_names(
+    tmp_path, tiny_splits, tiny_config
+):
+    cpu = torch.device("cpu")
+    model = MRDD(tiny_splits.view_shapes, tiny_config.model)
+    monitor = TrainingMonitor(tmp_path, tiny_splits, 1, 6, 4, cpu, 0)
+    codes = extract_codes(model, monitor.probe, 4, cpu)
+    reps = named_representations(codes.c, codes.s, tiny_splits.best_view)
+    labels, k = monitor.probe.labels, tiny_splits.num_classes
+    expected = evaluate_clustering(reps["C+S_best"], labels, k, n_seeds=1)
+    scores = {f"eval_{key}": expected[key]["mean"] for key in ("acc", "nmi", "ari")}
+    assert monitor.probe_scores(model) == scores
+    monitor.close()
 
 
 def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(

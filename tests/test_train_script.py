@@ -53,13 +53,13 @@ def test_default_run_writes_every_file(trained_run):
     ]:
         assert (trained_run / name).is_file(), name
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    clustering = metrics["clustering"]
-    assert clustering["split"] == "test" and clustering["n_runs"] == 2
-    assert clustering["n_samples"] == 1000
-    reps = clustering["representations"]
-    assert set(reps) == {"C", "S_0", "S_1", "C+S_best", "C+S_all"}
-    for scores in reps.values():
-        assert 0.0 <= scores["acc"]["mean"] <= 1.0 and len(scores["acc"]["runs"]) == 2
+    scores = metrics["scores"]
+    acc = [row for row in scores if (row["task"], row["metric"]) == ("clustering", "acc")]
+    assert {(row["split"], row["runs"]) for row in acc} == {("test", 2)}
+    assert metrics["splits"]["test"] == 1000
+    assert {row["representation"] for row in acc} == {"C", "S_0", "S_1", "C+S_best", "C+S_all"}
+    for row in acc:
+        assert 0.0 <= row["mean"] <= 1.0 and len(row["values"]) == 2
     assert "stage 1 (consistency)" in (trained_run / "train.log").read_text()
 
 

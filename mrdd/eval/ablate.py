@@ -9,7 +9,6 @@ the scores against the swept value, or a heat map for a two-key grid.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mrdd.eval.collect import Group, Run, find_runs, results_markdown, write_results_csv  # noqa: E402
+from mrdd.eval.collect import (  # noqa: E402
+    Group,
+    Run,
+    find_runs,
+    group_summary,
+    groups_table,
+    results_markdown,
+    select_columns,
+    write_results_csv,
+)
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,6 @@ ABLATIONS = {
 }
 
 
-def _number(text: str) -> float:
-    return float(text)
-
-
 def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
     """Runs grouped by their values of ``keys``, sorted numerically by those values."""
     missing = [str(run.path) for run in runs if any(k not in run.config for k in keys)]
@@ -66,16 +70,12 @@ def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
     for run in runs:
         setting = {k: run.config[k] for k in keys}
         groups.setdefault(tuple(setting.values()), Group(setting, [])).runs.append(run)
-    return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(_number, values)))]
-
-
-def _score_names(groups: Sequence[Group], patterns: Sequence[str]) -> list[str]:
-    names = sorted({s for g in groups for run in g.runs for s in run.scores})
-    return [n for p in patterns for n in names if fnmatch.fnmatchcase(n, p)]
+    return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(float, values)))]
 
 
 def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: Path) -> None:
-    x = np.array([_number(g.setting[key]) for g in groups])
+    table = groups_table(groups)
+    x = np.array([float(g.setting[key]) for g in groups])
     clustering = [s for s in scores if not s.startswith("redundancy.")]
     redundancy = [s for s in scores if s.startswith("redundancy.")]
     fig, axes = plt.subplots(1, 1 + bool(redundancy), figsize=(4.5 * (1 + bool(redundancy)), 3.5))
@@ -85,7 +85,7 @@ def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: P
         (axes[-1], redundancy, 1, "R² of C from S_v"),
     ):
         for name in names:
-            summaries = [g.summary(name) for g in groups]
+            summaries = [group_summary(table, g, name) for g in groups]
             keep = [i for i, s in enumerate(summaries) if s]
             mean = [scale * summaries[i]["mean"] for i in keep]
             std = [scale * summaries[i]["std"] for i in keep]
@@ -99,13 +99,14 @@ def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: P
 
 
 def _plot_grid(groups: Sequence[Group], keys: Sequence[str], score: str, path: Path) -> None:
-    rows = sorted({_number(g.setting[keys[0]]) for g in groups})
-    cols = sorted({_number(g.setting[keys[1]]) for g in groups})
+    rows = sorted({float(g.setting[keys[0]]) for g in groups})
+    cols = sorted({float(g.setting[keys[1]]) for g in groups})
     grid = np.full((len(rows), len(cols)), np.nan)
+    table = groups_table(groups)
     for g in groups:
-        summary = g.summary(score)
+        summary = group_summary(table, g, score)
         if summary:
-            i, j = rows.index(_number(g.setting[keys[0]])), cols.index(_number(g.setting[keys[1]]))
+            i, j = rows.index(float(g.setting[keys[0]])), cols.index(float(g.setting[keys[1]]))
             grid[i, j] = 100 * summary["mean"]
     fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 1.0 * len(rows) + 1.5))
     image = ax.imshow(grid, cmap="viridis", origin="lower")
@@ -133,7 +134,7 @@ def ablate(name: str, paths: Iterable[str | Path], out_dir: str | Path) -> str:
     markdown = f"{spec.question}\n\n" + results_markdown(groups, spec.scores)
     out.with_suffix(".md").write_text(markdown)
     write_results_csv(groups, out.with_suffix(".csv"))
-    scores = _score_names(groups, spec.scores)
+    scores = select_columns(groups_table(groups), spec.scores)
     if len(spec.keys) == 1:
         _plot_line(groups, spec.keys[0], scores, out.with_suffix(".png"))
     else:

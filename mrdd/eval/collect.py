@@ -1,10 +1,11 @@
 """One results table from many runs (e.g. a Hydra multirun): mean ± std across runs.
 
-Every run directory holds ``metrics.json`` and ``config.json``. Runs are grouped
-by the config values that differ between them (the sweep's overrides), ignoring
-the keys being averaged over (``seed`` by default); each group gets the mean ±
-std (ddof=0) across its runs of every run's score. A run's score is its own
-mean over R repetitions (e.g. the mean ACC over its KMeans seeds).
+Every run directory holds ``metrics.json`` and ``config.json``. Runs are grouped by
+the config values that differ between them (the sweep's overrides), ignoring the keys
+being averaged over (``seed`` by default). The score rows of every run (``metrics.json``
+→ ``scores``) are pivoted (:func:`mrdd.eval.tables.pivot`) into one table row per group
+and one column per ``task.representation.metric``; a cell is the mean ± std (ddof=0)
+across the group's runs of each run's own mean over its R repetitions.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrdd.eval.metrics import summarize
-from mrdd.eval.tables import markdown_table, mean_std
+from mrdd.eval.tables import (
+    SCORE_NAME,
+    Pivot,
+    ScoreRow,
+    across_runs,
+    markdown_table,
+    pivot,
+    score_text,
+)
 
 log = logging.getLogger("mrdd")
+
+#: The CSV's two columns per score.
+MEAN_STD = ("mean", "std")
 
 #: Scores shown in the Markdown table unless others are asked for (fnmatch patterns).
 DEFAULT_COLUMNS = (
@@ -36,11 +47,11 @@ DEFAULT_COLUMNS = (
 
 @dataclass
 class Run:
-    """One run directory: its flattened config and its scores."""
+    """One run directory: its flattened config and its score rows."""
 
     path: Path
     config: dict[str, str]
-    scores: dict[str, float]
+    scores: list[ScoreRow]
 
 
 @dataclass
@@ -50,37 +61,23 @@ class Group:
     setting: dict[str, str]
     runs: list[Run]
 
-    def summary(self, score: str) -> dict[str, Any] | None:
-        values = [run.scores[score] for run in self.runs if score in run.scores]
-        return summarize(values) if values else None
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The group's row key in :func:`groups_table`: its setting's values."""
+        return tuple(self.setting.values())
 
 
-def flat_scores(metrics: dict[str, Any]) -> dict[str, float]:
-    """One number per score of a ``metrics.json``, keyed by a dotted name.
-
-    ``clustering.<rep>.<score>``, ``classification.<rep>.<classifier>.<metric>``,
-    ``redundancy.<rep>.r2_<target>_<regressor>`` and ``redundancy.<rep>.club``;
-    each is the run's mean over its R repetitions.
-    """
-    scores: dict[str, float] = {}
-    for rep, entry in metrics["clustering"]["representations"].items():
-        scores.update(
-            {f"clustering.{rep}.{k}": v["mean"] for k, v in entry.items() if k != "n_runs"}
+def read_scores(path: Path) -> list[ScoreRow]:
+    """The score rows of a ``metrics.json``; a file of an earlier mrdd version (nested
+    ``clustering`` / ``classification`` / ``redundancy`` blocks) is refused."""
+    metrics = json.loads(path.read_text())
+    if "scores" not in metrics:
+        raise ValueError(
+            f"{path} has no 'scores' rows: it was written by an earlier mrdd version. "
+            "Evaluate the run again to rewrite it: "
+            f"python scripts/evaluate.py run_dir={path.parent}"
         )
-    for rep, entry in ((metrics.get("classification") or {}).get("representations") or {}).items():
-        for clf, per_metric in entry.items():
-            if clf != "n_runs":
-                scores.update(
-                    {f"classification.{rep}.{clf}.{m}": v["mean"] for m, v in per_metric.items()}
-                )
-    for rep, entry in ((metrics.get("redundancy") or {}).get("representations") or {}).items():
-        for target, per_reg in entry["r2"].items():
-            scores.update(
-                {f"redundancy.{rep}.r2_{target}_{reg}": v["mean"] for reg, v in per_reg.items()}
-            )
-        if "club" in entry:
-            scores[f"redundancy.{rep}.club"] = entry["club"]
-    return scores
+    return metrics["scores"]
 
 
 def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -116,7 +113,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
                 "%s has no config.json; it is grouped as if it had no settings", file.parent
             )
             config = {}
-        runs.append(Run(file.parent, config, flat_scores(json.loads(file.read_text()))))
+        runs.append(Run(file.parent, config, read_scores(file)))
     return runs
 
 
@@ -133,35 +130,48 @@ def group_runs(runs: Sequence[Run], average_over: Sequence[str] = ("seed",)) -> 
     return list(groups.values())
 
 
-def _columns(groups: Sequence[Group], patterns: Sequence[str]) -> list[str]:
+def groups_table(groups: Sequence[Group]) -> Pivot:
+    """Every run's rows pivoted: one table row per group (its setting's values, in group
+    order), one column per ``task.representation.metric``, a cell holding one row per run."""
+    return pivot(
+        (
+            {**row, "setting": group.key}
+            for group in groups
+            for run in group.runs
+            for row in run.scores
+        ),
+        "setting",
+        SCORE_NAME,
+    )
+
+
+def group_summary(table: Pivot, group: Group, score: str) -> dict[str, Any] | None:
+    """Mean ± std across the group's runs of ``score`` (``None`` if no run has it)."""
+    return across_runs(table.rows(group.key, score))
+
+
+def select_columns(table: Pivot, patterns: Sequence[str]) -> list[str]:
     """Score names matching ``patterns``, in pattern order, then sorted within a pattern."""
-    names = sorted({s for g in groups for run in g.runs for s in run.scores})
+    names = sorted(table.columns)
     chosen: list[str] = []
     for pattern in patterns:
         chosen += [n for n in names if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
     return chosen
 
 
-def _format(summary: dict[str, Any] | None, score: str) -> str:
-    if summary is None:
-        return "–"
-    if score.startswith("redundancy."):
-        return mean_std(summary, digits=3)
-    return mean_std(summary, scale=100)
-
-
 def results_markdown(groups: Sequence[Group], patterns: Sequence[str] = DEFAULT_COLUMNS) -> str:
     """Markdown table: one row per group, one column per chosen score (% but redundancy)."""
-    columns = _columns(groups, patterns)
+    table = groups_table(groups)
+    columns = select_columns(table, patterns)
     setting_keys = list(groups[0].setting)
     header = [*(setting_keys or ["runs"]), "n", *columns]
     rows = [
         [
-            *(g.setting.values() if setting_keys else ["all"]),
-            len(g.runs),
-            *(_format(g.summary(c), c) for c in columns),
+            *(group.setting.values() if setting_keys else ["all"]),
+            len(group.runs),
+            *(score_text(group_summary(table, group, c), c.split(".")[0]) for c in columns),
         ]
-        for g in groups
+        for group in groups
     ]
     note = (
         "Mean ± std (ddof=0) across runs of each run's mean over its R repetitions; "
@@ -172,29 +182,21 @@ def results_markdown(groups: Sequence[Group], patterns: Sequence[str] = DEFAULT_
 
 def write_results_csv(groups: Sequence[Group], path: Path) -> None:
     """Every score of every group as ``<score> mean`` and ``<score> std`` columns."""
-    columns = _columns(groups, ["*"])
-    setting_keys = list(groups[0].setting)
+    table = groups_table(groups)
+    columns = select_columns(table, ["*"])
+    scores = [f"{c} {k}" for c in columns for k in MEAN_STD]
+    header = [*groups[0].setting, "n_runs", "runs", *scores]
     with Path(path).open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                *setting_keys,
-                "n_runs",
-                "runs",
-                *(f"{c} {s}" for c in columns for s in ("mean", "std")),
-            ]
-        )
-        for g in groups:
-            cells: list[Any] = []
-            for c in columns:
-                summary = g.summary(c)
-                cells += [summary["mean"], summary["std"]] if summary else ["", ""]
+        writer.writerow(header)
+        for group in groups:
+            summaries = [group_summary(table, group, c) for c in columns]
             writer.writerow(
                 [
-                    *g.setting.values(),
-                    len(g.runs),
-                    ";".join(str(run.path) for run in g.runs),
-                    *cells,
+                    *group.setting.values(),
+                    len(group.runs),
+                    ";".join(str(run.path) for run in group.runs),
+                    *(s[k] if s else "" for s in summaries for k in MEAN_STD),
                 ]
             )
 

@@ -168,12 +168,3 @@ def curves_figure(history: Mapping[str, list[dict[str, float]]], path: Path) -> 
 def _series(records: list[dict[str, float]], key: str) -> list[tuple[float, float]]:
     """``(epoch, value)`` of every record that has ``key`` (evaluation runs every N epochs)."""
     return [(r["epoch"], r[key]) for r in records if key in r]
-
-
-__all__ = [
-    "DPI",
-    "curves_figure",
-    "embedding_figure",
-    "image_grids_figure",
-    "reconstruction_figure",
-]

@@ -34,6 +34,7 @@ from mrdd.eval.figures import (
     image_grids_figure,
     reconstruction_figure,
 )
+from mrdd.eval.representations import headline
 from mrdd.models import MRDD, ConsistencyModel, mask_views
 
 log = logging.getLogger("mrdd")
@@ -182,7 +183,7 @@ def write_figures(
             )
             written += [f"swap_view{v}.png", f"samples_view{v}.png"]
 
-    shown = {k: representations[k] for k in ("C", "C+S_best") if k in representations}
+    shown = headline(representations)
     keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))[
         : cfg.eval.embedding_samples
     ]

@@ -34,7 +34,11 @@ from mrdd.api import TrainedModel  # noqa: E402
 from mrdd.data import BatchLoader, DatasetSplits, MultiViewData  # noqa: E402
 from mrdd.data.missing import drop_views  # noqa: E402
 from mrdd.eval.metrics import evaluate_clustering  # noqa: E402
-from mrdd.eval.representations import extract_codes  # noqa: E402
+from mrdd.eval.representations import (  # noqa: E402
+    extract_codes,
+    headline,
+    named_representations,
+)
 from mrdd.eval.tables import markdown_table, mean_std  # noqa: E402
 
 DEFAULT_RATES = (0.0, 0.1, 0.3, 0.5, 0.7)
@@ -85,7 +89,7 @@ def evaluate_missing_views(
             "n_test": len(data),
             "incomplete": int((~data.available.all(dim=1)).sum()),
         }
-        reps = {"C": codes.c, "C+S_best": codes.concat([best])} if codes.s else {"C": codes.c}
+        reps = headline(named_representations(codes.c, codes.s, best))
         for name, features in reps.items():
             scores = evaluate_clustering(features, data.labels, splits.num_classes, n_seeds, seed)
             row[f"acc_{name}"] = scores["acc"]
@@ -154,27 +158,27 @@ def write_missing_views(rows: Sequence[dict[str, Any]], out: str | Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     markdown = missing_views_markdown(rows)
     out.with_suffix(".md").write_text(markdown)
-    keys = [k for k, _ in _COLUMNS if any(k in row for row in rows)]
+    flat = [_flat(row) for row in rows]
+    columns = [
+        c for k, _ in _COLUMNS for c in (k, f"{k} mean", f"{k} std") if any(c in f for f in flat)
+    ]
     with out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [c for k in keys for c in ((f"{k} mean", f"{k} std") if _is_summary(rows, k) else (k,))]
-        )
-        for row in rows:
-            cells: list[Any] = []
-            for k in keys:
-                value = row.get(k)
-                if _is_summary(rows, k):
-                    cells += [value["mean"], value["std"]] if value else ["", ""]
-                else:
-                    cells.append("" if value is None else value)
-            writer.writerow(cells)
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(flat)
     _plot(rows, out.with_suffix(".png"))
     return markdown
 
 
-def _is_summary(rows: Sequence[dict[str, Any]], key: str) -> bool:
-    return any(isinstance(row.get(key), dict) for row in rows)
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with every ``{"mean", "std"}`` summary spread into ``<key> mean``/``<key> std``."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update({f"{key} mean": value["mean"], f"{key} std": value["std"]})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:

@@ -1,4 +1,9 @@
-"""Extract the learned codes of a whole split (eval mode, posterior means, no masking)."""
+"""The learned codes of a split, and the named representations scored from them.
+
+:func:`named_representations` is the one place that decides which representations a
+run reports (DESIGN.md section 3): the evaluation, the training probe, the figures,
+the missing-view study and the notebook API all take their names from it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,49 @@ from torch import Tensor
 from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import MRDD, Codes, ConsistencyModel
 
+#: The consistent code alone and with the best view's specific code: what the training
+#: probe, the embedding figures and the missing-view study look at (the last one present).
+HEADLINE = ("C", "C+S_best")
+
+
+def specific_name(v: int) -> str:
+    """The name of view ``v``'s specific code ``s_v`` among the representations."""
+    return f"S_{v}"
+
+
+def named_representations(c: Tensor, s: list[Tensor], best_view: int) -> dict[str, Tensor]:
+    """``C``, ``S_0`` … ``S_{V-1}``, ``C+S_best`` (``C‖S_best``) and ``C+S_all``
+    (``C‖S_0‖…‖S_{V-1}``), in this order; only ``C`` for a stage-1 model (``s == []``).
+
+    ``c`` is N×c_dim and every ``s[v]`` N×v_dim, so ``C+S_all`` is N×(c_dim + V·v_dim).
+    """
+    if not s:
+        return {"C": c}
+    return {
+        "C": c,
+        **{specific_name(v): s_v for v, s_v in enumerate(s)},
+        "C+S_best": torch.cat([c, s[best_view]], dim=1),
+        "C+S_all": torch.cat([c, *s], dim=1),
+    }
+
+
+def headline(representations: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The :data:`HEADLINE` representations among ``representations`` (``C`` only in stage 1)."""
+    return {name: representations[name] for name in HEADLINE if name in representations}
+
+
+def probed(representations: dict[str, Tensor]) -> Tensor:
+    """The one representation the training probe clusters: the last :data:`HEADLINE` one
+    present (``C+S_best``, or ``C`` for a stage-1 model)."""
+    return list(headline(representations).values())[-1]
+
 
 @torch.no_grad()
 def extract_codes(
     model: MRDD | ConsistencyModel, data: MultiViewData, batch_size: int, device: torch.device
 ) -> Codes:
-    """``Codes`` of every sample of ``data``, in order, on the CPU.
+    """``Codes`` of every sample of ``data``, in order, on the CPU (eval mode, posterior
+    means, no masking).
 
     A :class:`ConsistencyModel` (stage 1 only) yields ``c`` and no ``s``. Samples with
     missing views (``data.available``) are encoded from their present views only.

@@ -1,12 +1,105 @@
-"""Markdown tables for the numbers a run (or a set of runs) reports."""
+"""Score rows, and the one pivot that turns them into every table the project writes.
+
+A run's scores are flat rows (``metrics.json`` → ``scores``), one per
+(task, representation, metric)::
+
+    {"task": "clustering", "representation": "C+S_best", "metric": "acc",
+     "split": "test", "runs": 10, "mean": 0.71, "std": 0.02, "values": [... 10 runs ...]}
+
+:func:`pivot` spreads rows into a table; ``metrics.md`` (:func:`metrics_markdown`,
+one run: representations × metrics), ``scripts/collect.py`` and ``scripts/ablate.py``
+(many runs: settings × ``task.representation.metric``) are all built with it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from mrdd.eval.metrics import summarize
+
+#: The fields that name a score; joined with dots they are its column name across runs,
+#: e.g. ``clustering.C+S_best.acc`` or ``redundancy.S_0.r2_C_ridge``.
+SCORE_NAME = ("task", "representation", "metric")
+
+#: The tasks in the order ``metrics.md`` shows them, with the unit its tables use.
+UNITS = {"clustering": "%", "classification": "%", "redundancy": "R², CLUB in nats"}
 
 
-def mean_std(summary: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
+class ScoreRow(TypedDict):
+    """One reported number: a mean ± std (ddof=0) over ``runs`` repetitions on ``split``."""
+
+    task: str
+    representation: str
+    metric: str
+    split: str
+    runs: int
+    mean: float
+    std: float
+    values: list[float]
+
+
+def score_row(
+    task: str, representation: str, metric: str, split: str, values: Sequence[float]
+) -> ScoreRow:
+    """The row of one score, from the values of its repeated runs."""
+    summary = summarize(values)
+    return ScoreRow(
+        task=task,
+        representation=representation,
+        metric=metric,
+        split=split,
+        runs=len(summary["runs"]),
+        mean=summary["mean"],
+        std=summary["std"],
+        values=summary["runs"],
+    )
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """``cells[(i, c)]``: the rows of table row ``i`` and column ``c`` (first-seen order)."""
+
+    index: list[Hashable]
+    columns: list[str]
+    cells: dict[tuple[Hashable, str], list[Mapping[str, Any]]]
+
+    def rows(self, i: Hashable, column: str) -> list[Mapping[str, Any]]:
+        return self.cells.get((i, column), [])
+
+    def only(self, i: Hashable, column: str) -> Mapping[str, Any] | None:
+        """The row of a cell that holds one row or none (a single run's table)."""
+        return next(iter(self.rows(i, column)), None)
+
+
+def pivot(rows: Iterable[Mapping[str, Any]], index: str, columns: Sequence[str]) -> Pivot:
+    """Long rows to a wide table: one table row per value of ``row[index]``, one column per
+    dotted combination of the ``columns`` fields; a cell keeps every row that falls in it
+    (one per run when several runs share a table row)."""
+    cells: dict[tuple[Hashable, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = (row[index], ".".join(str(row[k]) for k in columns))
+        cells.setdefault(key, []).append(row)
+    index_values = list(dict.fromkeys(i for i, _ in cells))
+    return Pivot(index_values, list(dict.fromkeys(column for _, column in cells)), cells)
+
+
+def across_runs(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Mean ± std across runs of each run's own mean (``None`` for an empty cell)."""
+    return summarize([row["mean"] for row in rows]) if rows else None
+
+
+def score_text(summary: Mapping[str, Any] | None, task: str) -> str:
+    """``"mean ± std"``: in % with 2 digits, but redundancy (R², CLUB in nats) with 3."""
+    if summary is None:
+        return "–"
+    if task == "redundancy":
+        return mean_std(summary, digits=3)
+    return mean_std(summary, scale=100)
+
+
+def mean_std(summary: Mapping[str, Any], scale: float = 1.0, digits: int = 2) -> str:
     """``"mean ± std"`` of a ``{"mean", "std"}`` summary, both multiplied by ``scale``."""
     return f"{summary['mean'] * scale:.{digits}f} ± {summary['std'] * scale:.{digits}f}"
 
@@ -16,3 +109,46 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     align = [":--"] + ["--:"] * (len(header) - 1)
     lines = [header, align, *rows]
     return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+
+
+def metrics_markdown(metrics: Mapping[str, Any]) -> str:
+    """``metrics.md``: per task, its split, sample count, runs and method, then a table of
+    representations × metrics (clustering and classification in %, redundancy as R²/nats)."""
+    parts = [
+        f"# Evaluation of {metrics['dataset']} ({metrics['model']} model, "
+        f"stage {metrics['stage']}, seed {metrics['seed']})"
+    ]
+    for task, unit in UNITS.items():
+        rows = [row for row in metrics["scores"] if row["task"] == task]
+        if not rows:
+            continue
+        table = pivot(rows, "representation", ["metric"])
+        parts += [
+            f"## {task.capitalize()} ({_provenance(rows, metrics['splits'])}; {unit})",
+            metrics["methods"][task],
+            markdown_table(
+                ["representation", *table.columns],
+                [
+                    [name, *(score_text(table.only(name, c), task) for c in table.columns)]
+                    for name in table.index
+                ],
+            ),
+            *(
+                f"Skipped: {what} ({reason})."
+                for what, reason in metrics["skipped"].get(task, {}).items()
+            ),
+        ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int]) -> str:
+    """``"test split, 200 samples; mean ± std over 10 runs (club: 1)"``: where a task's
+    numbers come from, naming the metrics whose number of runs differs from the rest."""
+    splits = dict.fromkeys(row["split"] for row in rows)
+    runs: dict[int, dict[str, None]] = {}
+    for row in rows:
+        runs.setdefault(row["runs"], {})[row["metric"]] = None
+    common = max(runs, key=lambda n: len(runs[n]))
+    others = "; ".join(f"{', '.join(metrics)}: {n}" for n, metrics in runs.items() if n != common)
+    where = ", ".join(f"{split} split, {sizes[split]} samples" for split in splits)
+    return f"{where}; mean ± std over {common} runs" + (f" ({others})" if others else "")

@@ -26,14 +26,6 @@ class Codes:
         chosen = range(len(self.s)) if views is None else views
         return torch.cat([self.c, *(self.s[v] for v in chosen)], dim=1)
 
-    def as_dict(self, best_view: int) -> dict[str, Tensor]:
-        """The named representations of DESIGN.md section 3: C, S_v, C+S_best, C+S_all."""
-        out = {"C": self.c}
-        out.update({f"S_{v}": s for v, s in enumerate(self.s)})
-        out["C+S_best"] = self.concat([best_view])
-        out["C+S_all"] = self.concat()
-        return out
-
 
 class MRDD(nn.Module):
     """Stage-2 model. ``consistency`` is frozen: eval mode, no gradients, ever.

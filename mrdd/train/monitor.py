@@ -25,7 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.metrics import evaluate_clustering
-from mrdd.eval.representations import extract_codes
+from mrdd.eval.representations import extract_codes, named_representations, probed
 from mrdd.models import MRDD, ConsistencyModel
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -63,7 +63,7 @@ class TrainingMonitor:
     def probe_scores(self, model: MRDD | ConsistencyModel) -> dict[str, float]:
         """One KMeans run on the probe subsample of ``C`` (stage 1) or ``C‖S_best`` (stage 2)."""
         codes = extract_codes(model, self.probe, self.batch_size, self.device)
-        features = codes.concat([self.best_view]) if codes.s else codes.c
+        features = probed(named_representations(codes.c, codes.s, self.best_view))
         scores = evaluate_clustering(
             features, self.probe.labels, self.num_classes, n_seeds=1, seed=self.seed
         )

@@ -6,7 +6,7 @@ The run directory receives ``config.json`` (the resolved config), ``run_info.jso
 ``disentangle_state.pt``, ``history.json`` (per-epoch loss terms, throughput and
 periodic evaluation), ``progress.csv`` and ``tb/`` (the same, as training goes, see
 :mod:`mrdd.train.monitor`), ``train.log``, and the evaluation of
-:func:`mrdd.eval.report.evaluate_model`: ``metrics.json``, ``metrics.md`` and the
+:func:`mrdd.eval.evaluate_model`: ``metrics.json``, ``metrics.md`` and the
 figures. :func:`resume` continues a stopped run in its own directory with its saved config.
 
 Under ``torchrun`` every rank trains its shard of each global batch
@@ -28,7 +28,7 @@ import torch
 
 from mrdd.config import RunConfig
 from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
-from mrdd.eval.report import evaluate_model, metrics_markdown
+from mrdd.eval import evaluate_model, metrics_markdown
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.checkpoint import (

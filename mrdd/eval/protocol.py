@@ -1,0 +1,238 @@
+"""The evaluation protocol of a trained model: every number of DESIGN.md section 3.
+
+:func:`evaluate_model` is the one function behind both the end of training
+(:func:`mrdd.train.run`) and ``scripts/evaluate.py`` (via :func:`mrdd.evaluate`). It
+extracts the codes of both splits, names the representations
+(:func:`~mrdd.eval.representations.named_representations`), scores them as flat rows
+(:mod:`mrdd.eval.tables`) and draws the figures of :mod:`mrdd.eval.gallery` unless
+``eval.figures`` is off. Its callers save the returned dict as ``metrics.json`` and
+:func:`~mrdd.eval.tables.metrics_markdown` as ``metrics.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mrdd.config import EvalConfig, RunConfig
+from mrdd.data import DatasetSplits
+from mrdd.eval.gallery import write_figures
+from mrdd.eval.metrics import (
+    CLASSIFICATION_SUBSAMPLE,
+    evaluate_classification,
+    evaluate_clustering,
+    redundancy_r2,
+)
+from mrdd.eval.representations import extract_codes, named_representations, specific_name
+from mrdd.eval.tables import ScoreRow, score_row
+from mrdd.models import MRDD, Codes, ConsistencyModel
+
+log = logging.getLogger("mrdd")
+
+#: Held-out share of the samples in each redundancy regression run.
+REDUNDANCY_TEST_FRACTION = 0.25
+
+#: How each task's numbers are made (``metrics.json`` → ``methods``, and ``metrics.md``).
+METHODS = {
+    "clustering": "KMeans(k=num_classes, n_init=10) on the raw features, one run per seed.",
+    "classification": (
+        "StandardScaler + SVC(rbf) ('svm') or LogisticRegression ('linear'), fitted on a "
+        f"stratified {CLASSIFICATION_SUBSAMPLE:.0%} subsample of the train split per run "
+        "and scored on the test split."
+    ),
+    "redundancy": (
+        "r2_<target>_<regressor>: held-out R² (variance-weighted) of predicting C or the "
+        "one-hot labels with RidgeCV ('ridge') or MLPRegressor(128) ('mlp') on standardised "
+        f"inputs/targets, {REDUNDANCY_TEST_FRACTION:.0%} of the split held out at random per "
+        "run; club: the trained CLUB estimator's I_CLUB(s_v; c) over all pairs of the split."
+    ),
+}
+
+
+def evaluate_model(
+    model: MRDD | ConsistencyModel,
+    cfg: RunConfig,
+    splits: DatasetSplits,
+    device: torch.device,
+    out_dir: Path,
+    history: dict[str, list[dict[str, float]]] | None = None,
+) -> dict[str, Any]:
+    """Score the codes of both splits and write the figures into ``out_dir``.
+
+    Clustering and redundancy use ``cfg.eval.split``; the probes are fitted on train
+    and scored on test. ``history`` (per-stage training records) feeds the
+    training-curves figure. Returns the metrics dict (schema: README, "Evaluation").
+    """
+    ev = cfg.eval
+    data = splits.split(ev.split)
+    codes = {
+        name: extract_codes(model, splits.split(name), ev.batch_size, device)
+        for name in ("train", "test")
+    }
+    reps = {name: named_representations(c.c, c.s, splits.best_view) for name, c in codes.items()}
+    scores = clustering_rows(reps[ev.split], data.labels, splits.num_classes, ev, cfg.seed)
+    if ev.classifiers:
+        scores += classification_rows(reps, splits, ev, cfg.seed)
+    skipped = {}
+    if isinstance(model, MRDD):
+        club = club_estimates(model, codes[ev.split], device)
+        redundancy, skipped["redundancy"] = redundancy_rows(
+            codes[ev.split], data.labels, splits.num_classes, club, ev, cfg.seed
+        )
+        scores += redundancy
+    tasks = {row["task"] for row in scores}
+    return {
+        "dataset": splits.name,
+        "stage": cfg.stage,
+        "model": "mrdd" if isinstance(model, MRDD) else "consistency",
+        "best_view": splits.best_view,
+        "seed": cfg.seed,
+        "eval": cfg.to_dict()["eval"],
+        "splits": {name: len(splits.split(name)) for name in codes},
+        "representations": {name: int(x.shape[1]) for name, x in reps["test"].items()},
+        "methods": {task: text for task, text in METHODS.items() if task in tasks},
+        "skipped": {task: reasons for task, reasons in skipped.items() if reasons},
+        "scores": scores,
+        "figures": (
+            write_figures(model, data, reps[ev.split], history or {}, cfg, device, Path(out_dir))
+            if ev.figures
+            else []
+        ),
+    }
+
+
+def clustering_rows(
+    representations: Mapping[str, Tensor],
+    labels: Tensor,
+    num_classes: int,
+    ev: EvalConfig,
+    seed: int,
+) -> list[ScoreRow]:
+    """KMeans scores (acc, nmi, ari, fscore, purity; ``ev.n_seeds`` seeds from ``seed``)
+    of every representation of the ``ev.split`` split."""
+    rows = []
+    for name, features in representations.items():
+        scores = evaluate_clustering(features, labels, num_classes, ev.n_seeds, seed)
+        values = {metric: s["runs"] for metric, s in scores.items() if metric != "n_runs"}
+        rows += _logged_rows("clustering", name, ev.split, values)
+    return rows
+
+
+def classification_rows(
+    representations: Mapping[str, Mapping[str, Tensor]],
+    splits: DatasetSplits,
+    ev: EvalConfig,
+    seed: int,
+) -> list[ScoreRow]:
+    """Probe classifiers fitted on the train representations and scored on the test ones
+    (``representations[split][name]``); metrics ``<classifier>.<accuracy|precision_macro|
+    f1_macro>``. Run ``r`` fits on a stratified random share of the training samples
+    (seed ``seed + r``), so the std is the sensitivity to the training sample."""
+    train, test = representations["train"], representations["test"]
+    rows = []
+    for name, features in train.items():
+        scores = evaluate_classification(
+            features, splits.train.labels, test[name], splits.test.labels,
+            ev.n_seeds, seed, ev.classifiers,
+        )  # fmt: skip
+        values = {
+            f"{clf}.{metric}": summary["runs"]
+            for clf in ev.classifiers
+            for metric, summary in scores[clf].items()
+        }
+        rows += _logged_rows("classification", name, "test", values)
+    return rows
+
+
+def redundancy_rows(
+    codes: Codes,
+    labels: Tensor,
+    num_classes: int,
+    club: Mapping[str, float],
+    ev: EvalConfig,
+    seed: int,
+) -> tuple[list[ScoreRow], dict[str, str]]:
+    """How much of ``C`` each ``S_v`` still carries, and how much of the labels, for context.
+
+    For every ``S_v``: ``r2_C_<regressor>``, the held-out R² of predicting ``C`` from it,
+    ``club``, the trained CLUB estimator's bound on ``I(s_v; c)`` (nats, all samples of
+    the split, one run), and ``r2_labels_<regressor>``, the held-out R² of predicting the
+    one-hot labels; ``C`` gets ``r2_labels_*`` too, as the reference for how much label
+    information a code can carry. One-hot R² rather than probe accuracy, so that both
+    targets are measured by the same regressors and protocol. Each R² is over
+    ``ev.n_seeds`` random held-out splits. Returns the rows and the regressors the split
+    is too small for, with the reason (they are left out).
+    """
+    n_samples = int(labels.shape[0])
+    skipped = {}
+    if "mlp" in ev.regressors and (reason := mlp_skip_reason(n_samples)):
+        log.warning("redundancy: MLP regressor skipped on the %s split: %s", ev.split, reason)
+        skipped["mlp"] = reason
+    regressors = [r for r in ev.regressors if r not in skipped]
+    onehot = np.eye(num_classes)[labels.cpu().numpy()]
+
+    def r2(target_name: str, source: Tensor, target: np.ndarray | Tensor) -> dict[str, Any]:
+        return {
+            f"r2_{target_name}_{reg}": [
+                redundancy_r2(source, target, seed + r, REDUNDANCY_TEST_FRACTION, regressor=reg)
+                for r in range(ev.n_seeds)
+            ]
+            for reg in regressors
+        }
+
+    rows = []
+    for v, s in enumerate(codes.s):
+        name = specific_name(v)
+        values = {**r2("C", s, codes.c), "club": [club[name]], **r2("labels", s, onehot)}
+        rows += _logged_rows("redundancy", name, ev.split, values)
+    rows += _logged_rows("redundancy", "C", ev.split, r2("labels", codes.c, onehot))
+    return rows, skipped
+
+
+@torch.no_grad()
+def club_estimates(model: MRDD, codes: Codes, device: torch.device) -> dict[str, float]:
+    """The trained CLUB estimators' ``I_CLUB(s_v; c)`` over all pairs of the given codes."""
+    model.eval()
+    c = codes.c.to(device)
+    return {
+        specific_name(v): float(club.mi_upper_bound(s.to(device), c, sampled=False))
+        for v, (club, s) in enumerate(zip(model.club, codes.s, strict=True))
+    }
+
+
+def mlp_skip_reason(n_samples: int) -> str | None:
+    """Why the MLP regressor cannot run on ``n_samples`` samples, or ``None`` if it can.
+
+    ``MLPRegressor(early_stopping=True)`` validates on 10% (rounded up) of its
+    fitting samples and refuses fewer than 2, i.e. fewer than 11 fitting samples.
+    """
+    n_fit = n_samples - math.ceil(REDUNDANCY_TEST_FRACTION * n_samples)
+    if math.ceil(0.1 * n_fit) >= 2:
+        return None
+    return (
+        f"{n_samples} samples leave {n_fit} for fitting; the MLP needs at least 11 "
+        "(10% of them validate its early stopping)"
+    )
+
+
+def _logged_rows(
+    task: str, representation: str, split: str, values: Mapping[str, Sequence[float]]
+) -> list[ScoreRow]:
+    """Rows of one representation's scores (``values``: metric → per-run values), logged
+    on one line as they come."""
+    rows = [score_row(task, representation, m, split, runs) for m, runs in values.items()]
+    if not rows:  # e.g. no regressors: nothing to score C with in the redundancy task
+        return rows
+    log.info(
+        "%s %-9s (%s split, %d runs): %s",
+        task, representation, split, max(row["runs"] for row in rows),
+        "  ".join(f"{row['metric']} {row['mean']:.4f} ± {row['std']:.4f}" for row in rows),
+    )  # fmt: skip
+    return rows
