@@ -119,4 +119,5 @@ def load_folder(
         seed=seed,
         test_fraction=test_fraction,
         class_names=class_names,
+        where=str(base),
     )
