@@ -64,4 +64,19 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     splits = loader(**options)
     splits = drop_views_in_splits(splits, missing_rate, missing_seed)
     check_splits(splits, str(options.get("path") or options.get("root") or splits.name))
-    return dataclasses.replace(splits, best_view=best_view)
+    settings = {**_split_options(options, accepted), "missing_rate": missing_rate}
+    settings["missing_seed"] = missing_seed
+    return dataclasses.replace(splits, best_view=best_view, split_settings=settings)
+
+
+def _split_options(
+    options: Mapping[str, Any], accepted: Mapping[str, inspect.Parameter]
+) -> dict[str, Any]:
+    """The loader's split seed and test fraction, as given or as its defaults."""
+    settings = {}
+    for key in ("seed", "test_fraction"):
+        default = accepted[key].default if key in accepted else inspect.Parameter.empty
+        value = options.get(key, default)
+        if value is not inspect.Parameter.empty:
+            settings[key] = value
+    return settings

@@ -35,6 +35,7 @@ from mrdd.train.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_state,
+    remove_stale_temporaries,
     save_model_checkpoint,
 )
 from mrdd.train.device import keep_freed_cpu_memory, resolve_device, seed_everything
@@ -88,8 +89,9 @@ def _checkpoint(
     """Every rank restores a resumed stage's state; only rank 0 saves."""
     path = out_dir / f"{stage}_state.pt"
     return StageCheckpoint(
-        path, cfg, splits.view_shapes, cfg.train.ckpt_every, resume, save=ctx.is_main
-    )
+        path, cfg, splits.view_shapes, cfg.train.ckpt_every, resume, save=ctx.is_main,
+        data_identity=splits.identity,
+    )  # fmt: skip
 
 
 #: The training split goes to the GPU when it takes at most this share of the free memory.
@@ -145,7 +147,9 @@ def _fit_and_save(
     )
     if ctx.is_main:
         path = out_dir / f"{kind}.pt"
-        save_model_checkpoint(path, kind, stage.model, cfg, splits.view_shapes, history)
+        save_model_checkpoint(
+            path, kind, stage.model, cfg, splits.view_shapes, history, splits.identity
+        )
     return history
 
 
@@ -175,11 +179,16 @@ def train_consistency(
 
 
 def load_consistency_into(
-    model: MRDD, path: str | Path, cfg: RunConfig, view_shapes: list[tuple[int, ...]]
+    model: MRDD,
+    path: str | Path,
+    cfg: RunConfig,
+    view_shapes: list[tuple[int, ...]],
+    data_identity: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
-    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings."""
+    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings
+    and (given ``data_identity``, the run's ``splits.identity``) its training data."""
     payload = load_checkpoint(path, kind="consistency")
-    check_compatible(payload, cfg, view_shapes, str(path))
+    check_compatible(payload, cfg, view_shapes, str(path), data_identity)
     load_state(model.consistency, payload["state_dict"], str(path))
     return payload["history"]
 
@@ -203,7 +212,7 @@ def train_disentangle(
     if consistency is not None:
         model.consistency.load_state_dict(consistency.state_dict())
     else:
-        load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes)
+        load_consistency_into(model, cfg.consistency_ckpt, cfg, splits.view_shapes, splits.identity)
     model = place_model(model, cfg, device)
     stage = disentangle_stage(model, cfg, device, ctx, train_data=splits.train)
     history = _fit_and_save(
@@ -366,4 +375,5 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"Cannot resume {run_dir}: config.json is not valid JSON ({err})."
         ) from err
+    remove_stale_temporaries(run_dir)  # left by writes that a kill interrupted
     return run(RunConfig.from_dict(data), run_dir, resume=True)
