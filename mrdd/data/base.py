@@ -185,7 +185,7 @@ class DatasetSplits:
     @cached_property
     def identity(self) -> dict[str, Any]:
         """What checkpoints record of their training data (:func:`mrdd.data.identity.
-        split_identity`): name, split settings, per split its size and content hash.
+        split_identity`): split settings, per split its size and content hash.
         Computed once; splits are not modified after loading (moving them to another
         device keeps their content)."""
         return split_identity(self)

@@ -36,11 +36,11 @@ def fingerprint(data: MultiViewData) -> str:
 
 
 def split_identity(splits: DatasetSplits) -> dict[str, Any]:
-    """``{"dataset", "split", "train", "test"}``: the dataset's name, its split settings
-    (seed, test fraction, missing-view rate, as the loader got them), and per split the
-    number of samples and :func:`fingerprint`."""
+    """``{"split", "train", "test"}``: the split settings (seed, test fraction,
+    missing-view rate, as the loader got them) and per split the number of samples and
+    :func:`fingerprint`. Not the dataset's name or path: a renamed or moved copy of the
+    data is the same data."""
     return {
-        "dataset": splits.name,
         "split": dict(splits.split_settings),
         **{
             part: {"samples": len(data), "content": fingerprint(data)}
