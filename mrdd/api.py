@@ -107,9 +107,9 @@ class TrainedModel:
         for v, (x, shape) in enumerate(zip(tensors, self.view_shapes, strict=True)):
             if tuple(x.shape[1:]) != shape:
                 raise ViewsError(
-                    f"view {v} has shape {tuple(x.shape)}, the model expects N×"
-                    f"{'×'.join(map(str, shape))} (a batch is a list of one N×... array per "
-                    f"view; the model's views are {self.view_shapes})."
+                    f"view {v} has per-sample shape {tuple(x.shape[1:])}, the model expects "
+                    f"{shape} (a batch is a list of one N×{'×'.join(map(str, shape))} array "
+                    f"per view; the model's views are {self.view_shapes})."
                 )
         counts = [int(x.shape[0]) for x in tensors]
         if len(set(counts)) > 1 or counts[0] == 0:

@@ -224,7 +224,7 @@ def test_api_accepts_numpy_arrays_as_tensors(trained):
         (
             lambda v: [v[0], v[1][:, :, :4]],
             ViewsError,
-            r"view 1 has shape \(6, 1, 4, 8\), the model expects N×1×8×8",
+            r"view 1 has per-sample shape \(1, 4, 8\), the model expects \(1, 8, 8\)",
         ),
         (lambda v: v[0], TypeError, r"views must be a list of 2 arrays .* got a Tensor"),
         (lambda v: [v[0], v[1].tolist()], TypeError, r"view 1 is a list; pass a torch tensor"),

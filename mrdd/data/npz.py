@@ -17,6 +17,10 @@ Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``)
   incomplete data. Every sample needs at least one view; an absent view's entries are
   ignored (store any finite value there, e.g. 0).
 
+The data must have at least one sample, at least two classes in each split with every
+test class present in training, and views that are neither empty (``N×0``) nor the same
+in every sample (:mod:`mrdd.data.checks`); float64 values must fit in float32.
+
 With ``standardize=True`` every vector view is standardised per feature (zero mean, unit
 variance with training-split statistics only); image views are left as they are.
 """
