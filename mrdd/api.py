@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +29,41 @@ from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 from mrdd.train.device import resolve_device
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import save_metrics
+
+#: What the notebook API takes as a view or mask: a torch tensor or a numpy array.
+ArrayLike = Tensor | np.ndarray
+
+
+class ViewsError(ValueError):
+    """Views (or an availability mask) that do not fit the trained model."""
+
+
+def _as_tensor(x: ArrayLike, what: str) -> Tensor:
+    """``x`` as a tensor (numpy arrays shared, not copied), refusing non-numeric data."""
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{what} has dtype {x.dtype}; pass numbers (float, int or bool).")
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what} is a {type(x).__name__}; pass a torch tensor or numpy array.")
+    if x.dtype.is_complex:
+        raise TypeError(f"{what} has dtype {x.dtype}; pass real numbers.")
+    return x
+
+
+def _as_float_tensor(x: ArrayLike, v: int) -> Tensor:
+    """View ``v`` as float32, as the model was trained: uint8 images (``N×C×H×W``) are
+    scaled by 1/255 like the data loaders do, other values are taken as they are."""
+    t = _as_tensor(x, f"view {v}")
+    if t.dtype == torch.uint8 and t.ndim == 4:
+        return t.float() / 255.0
+    converted = t.to(torch.float32)
+    if t.dtype == torch.float64 and bool((torch.isinf(converted) & torch.isfinite(t)).any()):
+        raise ViewsError(
+            f"view {v} holds values beyond the float32 range (±3.4e38) the model computes "
+            "in; rescale it as the training data were."
+        )
+    return converted
 
 
 def build_model(
@@ -57,34 +93,55 @@ class TrainedModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _views(self, views: list[Tensor]) -> list[Tensor]:
+    def _views(self, views: Sequence[ArrayLike]) -> list[Tensor]:
+        """The views as float32 tensors on the model's device, after checking that they
+        fit the model: V views, each ``N×<view shape>``, all with the same ``N``."""
+        if isinstance(views, (Tensor, np.ndarray)) or not isinstance(views, Sequence):
+            raise TypeError(
+                f"views must be a list of {len(self.view_shapes)} arrays (one per view), "
+                f"got a {type(views).__name__}."
+            )
         if len(views) != len(self.view_shapes):
-            raise ValueError(f"expected {len(self.view_shapes)} views, got {len(views)}.")
-        for v, (x, shape) in enumerate(zip(views, self.view_shapes, strict=True)):
+            raise ViewsError(f"expected {len(self.view_shapes)} views, got {len(views)}.")
+        tensors = [_as_float_tensor(x, v) for v, x in enumerate(views)]
+        for v, (x, shape) in enumerate(zip(tensors, self.view_shapes, strict=True)):
             if tuple(x.shape[1:]) != shape:
-                raise ValueError(
+                raise ViewsError(
                     f"view {v} has per-sample shape {tuple(x.shape[1:])}, the model expects "
-                    f"{shape} (a batch is a list of N×{'×'.join(map(str, shape))} tensors)."
+                    f"{shape} (a batch is a list of one N×{'×'.join(map(str, shape))} array "
+                    f"per view; the model's views are {self.view_shapes})."
                 )
-        return [x.to(self.device, torch.float32) for x in views]
+        counts = [int(x.shape[0]) for x in tensors]
+        if len(set(counts)) > 1 or counts[0] == 0:
+            raise ViewsError(
+                f"the views must hold the same, non-zero number of samples, got {counts}; "
+                "row i of every view is sample i."
+            )
+        return [x.to(self.device) for x in tensors]
 
-    def _available(self, available: Tensor | None, n: int) -> Tensor | None:
+    def _available(self, available: ArrayLike | None, n: int) -> Tensor | None:
         if available is None:
             return None
-        available = torch.as_tensor(available, device=self.device)
+        available = _as_tensor(available, "available").to(self.device)
         if tuple(available.shape) != (n, len(self.view_shapes)):
-            raise ValueError(
+            raise ViewsError(
                 f"available must be N×V = {n}×{len(self.view_shapes)} (True where a sample "
                 f"has the view), got {tuple(available.shape)}."
             )
+        if available.dtype != torch.bool and not ((available == 0) | (available == 1)).all():
+            raise ViewsError("available must hold booleans or 0/1 values.")
         available = available.bool()
         if not available.any(dim=1).all():
-            raise ValueError("every sample needs at least one present view in available.")
+            raise ViewsError("every sample needs at least one present view in available.")
         return available
 
     @torch.no_grad()
-    def encode(self, views: list[Tensor], available: Tensor | None = None) -> Codes:
+    def encode(self, views: Sequence[ArrayLike], available: ArrayLike | None = None) -> Codes:
         """Posterior means ``c`` and ``s_v`` of a batch (no ``s`` for a stage-1-only run).
+
+        ``views``: one ``N×<view shape>`` tensor or numpy array per view (uint8 images
+        are scaled by 1/255, as the loaders do); anything else raises a
+        :class:`ViewsError` (or ``TypeError``) naming the problem.
 
         ``available`` (``N×V`` bool, True = present): ``c`` from the present views only,
         ``s_v`` of an absent view set to its prior mean 0 (tensors of absent views unused).
@@ -97,7 +154,7 @@ class TrainedModel:
 
     @torch.no_grad()
     def impute(
-        self, views: list[Tensor], available: Tensor, source: str = "specific"
+        self, views: Sequence[ArrayLike], available: ArrayLike, source: str = "specific"
     ) -> list[Tensor]:
         """The views with the absent ones predicted from the present ones (see
         :meth:`mrdd.models.MRDD.impute` for ``source``); a stage-1-only run decodes them
@@ -114,7 +171,7 @@ class TrainedModel:
         ]
 
     def representations(
-        self, views: list[Tensor], available: Tensor | None = None
+        self, views: Sequence[ArrayLike], available: ArrayLike | None = None
     ) -> dict[str, Tensor]:
         """The named representations: C, every S_v, C+S_best, C+S_all."""
         codes = self.encode(views, available)

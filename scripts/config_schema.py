@@ -9,9 +9,8 @@ first (the package itself does not import Hydra).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import os
+from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf

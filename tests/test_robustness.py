@@ -375,7 +375,7 @@ def test_stage1_checkpoint_from_other_settings_is_refused_naming_them(stage1_run
 def test_stage1_checkpoint_of_other_views_is_refused(stage1_run, tmp_path):
     ckpt = _copy_run(stage1_run, tmp_path) / "consistency.pt"
     cfg = _stage2_config(tmp_path, ckpt)
-    write_image_npz(tmp_path / "data.npz", view_1=np.zeros((48, 1, 16, 16), np.float32))
+    write_image_npz(tmp_path / "data.npz", view_1=np.random.rand(48, 1, 16, 16).astype(np.float32))
     with pytest.raises(
         CheckpointError, match=r"view_shapes \(checkpoint \[\[1, 8, 8\], \[1, 8, 8\]"
     ):

@@ -9,9 +9,13 @@ training step only gathers rows by index (no per-item Python work).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from mrdd.data.identity import split_identity
 
 
 class DataError(ValueError):
@@ -158,6 +162,9 @@ class DatasetSplits:
     class_names: list[str] = field(default_factory=list)
     #: The view whose specific code is concatenated with ``C`` to form ``C‖S_best``.
     best_view: int = 0
+    #: The settings that drew the split (seed, test fraction, missing-view rate and seed),
+    #: as :func:`mrdd.data.load_dataset` passed them; part of :attr:`identity`.
+    split_settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.best_view < self.train.num_views:
@@ -174,6 +181,14 @@ class DatasetSplits:
     @property
     def view_shapes(self) -> list[tuple[int, ...]]:
         return self.train.view_shapes
+
+    @cached_property
+    def identity(self) -> dict[str, Any]:
+        """What checkpoints record of their training data (:func:`mrdd.data.identity.
+        split_identity`): split settings, per split its size and content hash.
+        Computed once; splits are not modified after loading (moving them to another
+        device keeps their content)."""
+        return split_identity(self)
 
     def split(self, name: str) -> MultiViewData:
         """The split called ``name`` (``"train"`` or ``"test"``)."""

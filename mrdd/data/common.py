@@ -12,22 +12,52 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits, MultiViewData, stratified_split
+from mrdd.data.checks import check_samples
 
-#: PIL modes that hold one grey channel (converted with ``convert("L")``).
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+#: PIL modes that hold one grey channel (a view of only these is read as 1 channel).
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+#: PIL modes of high-bit-depth grey images, and the largest value of their bit depth.
+#: PNG, the only format read here that has them, stores at most 16 bits per sample;
+#: Pillow opens such images as ``I;16*`` (or, in older versions, as 32-bit ``I``).
+HIGH_DEPTH_MAX = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535}
 
 
 def read_image(path: str | Path, mode: str) -> Tensor:
-    """Decode one image file with PIL as a ``C×H×W`` uint8 tensor (``mode`` "L" or "RGB")."""
+    """Decode one image file with PIL as a ``C×H×W`` tensor (``mode`` "L" or "RGB").
+
+    8-bit images come back as uint8 (0..255). 16-bit grey images come back as float32
+    in [0, 1], divided by 65535: converting them to 8 bits would clip every value above
+    255 to white."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            array = np.asarray(img.convert(mode))
+            high_depth = HIGH_DEPTH_MAX.get(img.mode)
+            array = np.asarray(img if high_depth else img.convert(mode))
     except (OSError, ValueError) as err:
-        raise DataError(f"Cannot decode image {path}: {err}") from err
+        raise DataError(
+            f"Cannot decode image {path}: {err}. Replace or remove the file (only images "
+            "belong in the data folders)."
+        ) from err
+    if high_depth:
+        return _high_depth_image(array, high_depth, mode, path)
     t = torch.from_numpy(array.copy())
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def _high_depth_image(array: np.ndarray, top: int, mode: str, path: str | Path) -> Tensor:
+    """A 16-bit grey ``H×W`` array as a float32 ``C×H×W`` tensor in [0, 1] (``C`` = 3 for
+    an RGB view: the grey values are repeated)."""
+    values = array.astype(np.float32)
+    if values.min() < 0 or values.max() > top:
+        raise DataError(
+            f"{path}: a grey image with values in [{values.min():.0f}, {values.max():.0f}], "
+            f"outside the 0..{top} of 16-bit images; save it as an 8- or 16-bit PNG."
+        )
+    t = torch.from_numpy(values / top).unsqueeze(0)
+    return t.expand(3, *t.shape[1:]).contiguous() if mode == "RGB" else t
 
 
 def image_mode(path: str | Path) -> str:
@@ -45,8 +75,9 @@ def resize_images(images: Sequence[Tensor] | Tensor, size: int, chunk: int = 256
     """Stack uint8 ``C×H×W`` images (or take a uint8/float ``N×C×H×W`` tensor) and resize
     them to ``size×size`` float32 in [0, 1] with bilinear, antialiased interpolation.
 
-    Images of different sizes are allowed in a sequence; each chunk of equal-size images
-    is resized in one call, so memory stays bounded for large datasets.
+    Float images (16-bit ones, see :func:`read_image`) are taken as already in [0, 1].
+    Images of different sizes are allowed in a sequence; each chunk of images of equal
+    size and type is resized in one call, so memory stays bounded for large datasets.
     """
     if size <= 0:
         raise DataError(f"image_size must be positive, got {size}.")
@@ -58,8 +89,12 @@ def resize_images(images: Sequence[Tensor] | Tensor, size: int, chunk: int = 256
     start = 0
     while start < n:
         stop = start + 1
-        shape = images[start].shape
-        while stop < n and stop - start < chunk and images[stop].shape == shape:
+        shape, dtype = images[start].shape, images[start].dtype
+        while (
+            stop < n
+            and stop - start < chunk
+            and (images[stop].shape, images[stop].dtype) == (shape, dtype)
+        ):
             stop += 1
         batch = images[start:stop]
         batch = batch if isinstance(batch, Tensor) else torch.stack(list(batch))
@@ -111,17 +146,23 @@ def make_splits(
     test_idx: Tensor | None = None,
     standardize_vectors: bool = False,
     available: Tensor | None = None,
+    where: str | None = None,
 ) -> DatasetSplits:
-    """Split (seeded and stratified unless indices are given) and wrap as DatasetSplits.
+    """Check the data (:func:`mrdd.data.checks.check_samples`), split it (seeded and
+    stratified unless indices are given) and wrap it as DatasetSplits.
 
-    ``available``: the data's ``N×V`` view-availability mask, if views are missing."""
+    ``available``: the data's ``N×V`` view-availability mask, if views are missing.
+    ``where``: the data's source (file or folder) as error messages name it (default
+    ``name``)."""
+    where = where or name
+    check_samples(views, labels, class_names, where)
     labels = labels.long()
     if train_idx is None or test_idx is None:
         check_split_options(seed, test_fraction)
         train_idx, test_idx = stratified_split(labels, float(test_fraction), seed)
     if len(train_idx) == 0 or len(test_idx) == 0:
         raise DataError(
-            f"{name}: the split leaves {len(train_idx)} training and {len(test_idx)} test "
+            f"{where}: the split leaves {len(train_idx)} training and {len(test_idx)} test "
             "samples; both must be non-empty (add samples or change test_fraction)."
         )
     if standardize_vectors:
@@ -134,6 +175,31 @@ def make_splits(
         name=name,
         class_names=list(class_names),
     )
+
+
+def float32_tensor(array: np.ndarray, what: str) -> Tensor:
+    """``array`` (numeric, ``N×…``) as a float32 tensor, the type every view trains in.
+
+    Refuses NaN/inf, and values that are finite in ``array`` but beyond the range of
+    float32 (about ±3.4e38), which the conversion would turn into inf. ``what`` names
+    the array in messages ("data.npz: view_0")."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).reshape(len(array), -1).any(1).sum())
+        raise DataError(
+            f"{what} contains NaN or inf values in {bad} samples; clean or impute them first."
+        )
+    with np.errstate(over="ignore"):  # overflow is reported below, with what to do
+        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).reshape(len(x), -1).any(1).sum())
+        top = float(np.abs(array).max())
+        raise DataError(
+            f"{what} holds values as large as {top:.3g} (in {bad} samples), beyond the "
+            f"float32 range (±{float(np.finfo(np.float32).max):.3g}) that training uses; "
+            "they would overflow to inf. Rescale the view before saving it (divide by a "
+            "constant, or take a log)."
+        )
+    return x
 
 
 def describe_missing(items: Sequence[str], limit: int = 5) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from mrdd.data.base import DatasetSplits, MultiViewData, stratified_split
+from mrdd.data.base import DatasetSplits
+from mrdd.data.common import make_splits
 from mrdd.data.edges import edge_views
 from mrdd.data.registry import register_dataset
 
@@ -26,12 +27,11 @@ def load_edge_mnist_5k(image_size: int = 32) -> DatasetSplits:
     images = torch.as_tensor(pixels, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     labels = torch.as_tensor(labels, dtype=torch.long)
     digit, edge = edge_views(images, image_size)
-    full = MultiViewData([digit, edge], labels, "edge_mnist_5k")
-    train_idx, test_idx = stratified_split(labels, 0.2, EDGE_MNIST_5K_SPLIT_SEED)
-    return DatasetSplits(
-        train=full.subset(train_idx, "edge_mnist_5k/train"),
-        test=full.subset(test_idx, "edge_mnist_5k/test"),
-        num_classes=10,
-        name="edge_mnist_5k",
+    return make_splits(
+        [digit, edge],
+        labels,
+        "edge_mnist_5k",
+        seed=EDGE_MNIST_5K_SPLIT_SEED,
+        test_fraction=0.2,
         class_names=[str(d) for d in range(10)],
     )

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mrdd.data.base import DataError, DatasetSplits
-from mrdd.data.common import check_split_options, make_splits
+from mrdd.data.common import check_split_options, float32_tensor, make_splits
 from mrdd.data.registry import register_dataset
 
 MFEAT_VIEWS = (("fou", 76), ("fac", 216), ("kar", 64), ("pix", 240), ("zer", 47), ("mor", 6))
@@ -67,7 +67,7 @@ def load_multiple_features(
                 f"multiple_features: {folder / n} has shape {x.shape}; the {v} view has "
                 f"{MFEAT_SAMPLES} rows of {dims} values."
             )
-        views.append(torch.from_numpy(x).float())
+        views.append(float32_tensor(x, f"multiple_features: {folder / n}"))
     labels = torch.arange(MFEAT_SAMPLES) // (MFEAT_SAMPLES // 10)
     return make_splits(
         views,
@@ -77,4 +77,5 @@ def load_multiple_features(
         test_fraction=test_fraction,
         class_names=[str(d) for d in range(10)],
         standardize_vectors=bool(standardize),
+        where=f"multiple_features ({folder})",
     )

@@ -14,8 +14,11 @@ view. View folders are numbered from 0 without gaps. Class folder names are the 
 names (labels 0..K-1 in sorted order).
 
 Each view is decoded as grey (1 channel) when all of its images are grey, otherwise RGB
-(alpha dropped), and resized to ``image_size × image_size`` (bilinear, antialiased) once;
-then a seeded stratified train/test split.
+(alpha dropped; grey images repeated over the 3 channels), and resized to
+``image_size × image_size`` (bilinear, antialiased) once; then a seeded stratified
+train/test split. 16-bit grey PNGs keep their range (divided by 65535, not clipped to 8
+bits). Files without an image suffix are ignored; a file with one that is not an image
+is refused by name.
 """
 
 from __future__ import annotations
@@ -119,4 +122,5 @@ def load_folder(
         seed=seed,
         test_fraction=test_fraction,
         class_names=class_names,
+        where=str(base),
     )

@@ -17,6 +17,10 @@ Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``)
   incomplete data. Every sample needs at least one view; an absent view's entries are
   ignored (store any finite value there, e.g. 0).
 
+The data must have at least one sample, at least two classes in each split with every
+test class present in training, and views that are neither empty (``N×0``) nor the same
+in every sample (:mod:`mrdd.data.checks`); float64 values must fit in float32.
+
 With ``standardize=True`` every vector view is standardised per feature (zero mean, unit
 variance with training-split statistics only); image views are left as they are.
 """
@@ -32,7 +36,7 @@ import torch
 from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits
-from mrdd.data.common import check_split_options, make_splits
+from mrdd.data.common import check_split_options, float32_tensor, make_splits
 from mrdd.data.registry import register_dataset
 
 _VIEW = re.compile(r"^view_(\d+)$")
@@ -51,18 +55,14 @@ def _view_tensor(array: np.ndarray, key: str, where: str) -> Tensor:
         )
     if array.ndim == 4 and array.dtype == np.uint8:
         return torch.from_numpy(array.astype(np.float32) / 255.0)
-    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+    x = float32_tensor(array, f"{where}: {key}")
+    if x.ndim == 4 and x.numel() and (x.min() < 0 or x.max() > 1):
+        kind = "float" if array.dtype.kind == "f" else str(array.dtype)
         raise DataError(
-            f"{where}: {key} contains NaN or inf values in {bad} samples; clean or impute "
-            "them first."
-        )
-    if x.ndim == 4 and (x.min() < 0 or x.max() > 1):
-        raise DataError(
-            f"{where}: {key} holds float images with values in [{float(x.min()):.3g}, "
+            f"{where}: {key} holds {kind} images with values in [{float(x.min()):.3g}, "
             f"{float(x.max()):.3g}]; image views must be uint8 (0..255) or float in [0, 1]. "
-            "Scale them, or flatten to N×D to use them as feature vectors."
+            "Scale them (e.g. divide 16-bit images by 65535), or flatten to N×D to use them "
+            "as feature vectors."
         )
     return x
 
@@ -77,7 +77,8 @@ def _labels(array: np.ndarray, where: str) -> tuple[Tensor, list[str]]:
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
             raise DataError(
-                f"{where}: labels must be integers (or strings), got non-integer floats."
+                f"{where}: labels must be integers (or strings), got floats that are NaN, "
+                "inf or not whole numbers; store one class id or name per sample."
             )
         array = array.astype(np.int64)
     if array.dtype.kind not in "biuUS":
@@ -195,4 +196,5 @@ def load_npz(
         test_idx=test_idx,
         standardize_vectors=bool(standardize),
         available=available,
+        where=where,
     )

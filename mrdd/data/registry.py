@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mrdd.data.base import DataError, DatasetSplits
+from mrdd.data.checks import check_splits
 from mrdd.data.missing import drop_views_in_splits
 
 Loader = Callable[..., DatasetSplits]
@@ -41,7 +42,8 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     """Load the dataset described by ``options`` (a dataset config: ``name`` + options).
 
     ``missing_rate`` (default 0) drops views at random from both splits, seeded by
-    ``missing_seed`` (see :mod:`mrdd.data.missing`), whatever the dataset.
+    ``missing_seed`` (see :mod:`mrdd.data.missing`), whatever the dataset. The splits
+    pass :func:`mrdd.data.checks.check_splits` (classes, views) whatever the loader.
     """
     options = dict(options)
     name = options.pop("name", None)
@@ -61,4 +63,20 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
         )
     splits = loader(**options)
     splits = drop_views_in_splits(splits, missing_rate, missing_seed)
-    return dataclasses.replace(splits, best_view=best_view)
+    check_splits(splits, str(options.get("path") or options.get("root") or splits.name))
+    settings = {**_split_options(options, accepted), "missing_rate": missing_rate}
+    settings["missing_seed"] = missing_seed
+    return dataclasses.replace(splits, best_view=best_view, split_settings=settings)
+
+
+def _split_options(
+    options: Mapping[str, Any], accepted: Mapping[str, inspect.Parameter]
+) -> dict[str, Any]:
+    """The loader's split seed and test fraction, as given or as its defaults."""
+    settings = {}
+    for key in ("seed", "test_fraction"):
+        default = accepted[key].default if key in accepted else inspect.Parameter.empty
+        value = options.get(key, default)
+        if value is not inspect.Parameter.empty:
+            settings[key] = value
+    return settings

@@ -1,15 +1,17 @@
 """Checkpoints: atomic writes, safe loading, and refusal of mismatched settings.
 
 A checkpoint is a plain dict (loadable with ``weights_only=True``): the run's
-resolved config, the view shapes, and the model's state dict (plus, for the
-resume states of :mod:`mrdd.train.state`, optimisers, schedulers and RNG).
-A run refuses a checkpoint whose settings differ from its own, naming them.
+resolved config, the view shapes, the identity of the data and split it was trained
+on (:attr:`mrdd.data.DatasetSplits.identity`), and the model's state dict (plus, for
+the resume states of :mod:`mrdd.train.state`, optimisers, schedulers and RNG).
+A run refuses a checkpoint whose settings or data differ from its own, naming them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +30,16 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the run."""
 
 
+#: The names of :func:`_atomic_write`'s temporary files: ``.<name>.<8 random>.tmp``
+#: (:func:`tempfile.mkstemp` draws the 8 characters from ``[a-z0-9_]``).
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """``write`` into a temporary file in the same folder, fsync, then rename over ``path``:
-    a reader (or a run killed mid-write) sees the old file or the new one, never a part."""
+    a reader (or a run killed mid-write) sees the old file or the new one, never a part.
+    A process killed mid-write leaves the temporary file behind; see
+    :func:`remove_stale_temporaries`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,6 +52,17 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left in
+    ``run_dir``, and return them. Each can be as large as a checkpoint, and nothing else
+    ever removes them. Call it only while no process writes into ``run_dir`` (a resumed
+    run, before it writes anything): a write in progress has such a file too."""
+    stale = [p for p in Path(run_dir).iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -62,8 +82,10 @@ def save_model_checkpoint(
     config: RunConfig,
     view_shapes: list[tuple[int, ...]],
     history: list[dict[str, float]] | None = None,
+    data_identity: dict[str, Any] | None = None,
 ) -> None:
-    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it."""
+    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it
+    and ``data_identity``, the identity of its training data (``splits.identity``)."""
     atomic_torch_save(
         {
             "format": FORMAT_VERSION,
@@ -71,6 +93,7 @@ def save_model_checkpoint(
             "mrdd_version": mrdd.__version__,
             "config": config.to_dict(),
             "view_shapes": [list(s) for s in view_shapes],
+            "data": data_identity,
             "state_dict": model.state_dict(),
             "history": history or [],
         },
@@ -81,6 +104,11 @@ def save_model_checkpoint(
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Load a checkpoint safely (``weights_only=True``), with a clear error if it cannot be."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"Checkpoint {path} is a directory, not a checkpoint file. Point to a file in "
+            f"it, e.g. {path / 'consistency.pt'} (or mrdd.pt)."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"Checkpoint {path} does not exist. Point to the consistency.pt / mrdd.pt "
@@ -139,23 +167,46 @@ def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> d
     return {"view_shapes": [list(s) for s in view_shapes], **flat}
 
 
+_DATA_ADVICE = (
+    " The checkpoint was trained on other data or another split (its training samples "
+    "may be this run's test samples): use the dataset file and split settings "
+    "(dataset.seed, dataset.test_fraction, dataset.missing_rate) it was trained with."
+)
+
+
 def check_compatible(
-    payload: dict[str, Any], config: RunConfig, view_shapes: list[tuple[int, ...]], where: str
+    payload: dict[str, Any],
+    config: RunConfig,
+    view_shapes: list[tuple[int, ...]],
+    where: str,
+    data_identity: dict[str, Any] | None = None,
 ) -> None:
     """Refuse a checkpoint (read from ``where``) written with other settings than this run's,
-    naming every setting that differs."""
+    naming every setting that differs. With ``data_identity`` (this run's
+    ``splits.identity``), also refuse one trained on other data or another split, naming
+    the fields (``data.split.seed``, ``data.train.content``, ...) that differ."""
     kind = payload["kind"]
     saved = compared_settings(payload["config"], payload["view_shapes"], kind)
     wanted = compared_settings(config.to_dict(), view_shapes, kind)
+    if data_identity is not None:
+        saved.update(_flatten({"data": payload.get("data") or {}}))
+        wanted.update(_flatten({"data": data_identity}))
     absent = object()
-    diffs = [
-        f"{k} (checkpoint {saved.get(k, '<unset>')!r}, this run {wanted.get(k, '<unset>')!r})"
+    differ = [
+        k
         for k in sorted(saved.keys() | wanted.keys())
         if saved.get(k, absent) != wanted.get(k, absent)
     ]
-    if diffs:
+    if differ:
+        diffs = [
+            f"{k} (checkpoint {saved.get(k, '<unset>')!r}, this run {wanted.get(k, '<unset>')!r})"
+            for k in differ
+        ]
+        data_advice = _DATA_ADVICE if any(k.startswith("data.") for k in differ) else ""
         raise CheckpointError(
-            f"{where} was written with other settings than this run: {'; '.join(diffs)}. "
+            f"{where} was written with other settings than this run: {'; '.join(diffs)}."
+            + data_advice
+            + " "
             + _ADVICE.get(kind, _STATE_ADVICE)
         )
 

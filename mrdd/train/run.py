@@ -37,6 +37,7 @@ from mrdd.train.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_state,
+    remove_stale_temporaries,
     save_model_checkpoint,
 )
 from mrdd.train.device import keep_freed_cpu_memory, resolve_device, seed_everything
@@ -199,6 +200,7 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         train.ckpt_every,
         ctx.resume,
         save=ctx.dist.is_main,
+        data_identity=ctx.splits.identity,
     )
     history = fit(
         stage,
@@ -211,9 +213,8 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
     )
     if ctx.dist.is_main:
         path = ctx.out_dir / f"{model_file}.pt"
-        save_model_checkpoint(
-            path, model_file, stage.model, ctx.cfg, ctx.splits.view_shapes, history
-        )
+        shapes, identity = ctx.splits.view_shapes, ctx.splits.identity
+        save_model_checkpoint(path, model_file, stage.model, ctx.cfg, shapes, history, identity)
     return history
 
 
@@ -223,16 +224,17 @@ def _stage2_model(ctx: RunContext, consistency: ConsistencyModel | None) -> MRDD
     if consistency is not None:
         model.consistency.load_state_dict(consistency.state_dict())
     else:
-        load_consistency_into(model, ctx.cfg.consistency_ckpt, ctx.cfg, ctx.splits.view_shapes)
+        load_consistency_into(model, ctx.cfg.consistency_ckpt, ctx.cfg, ctx.splits)
     return model
 
 
 def load_consistency_into(
-    model: MRDD, path: str | Path, cfg: RunConfig, view_shapes: list[tuple[int, ...]]
+    model: MRDD, path: str | Path, cfg: RunConfig, splits: DatasetSplits
 ) -> list[dict[str, float]]:
-    """Load a stage-1 checkpoint into ``model.consistency`` after checking its settings."""
+    """Load a stage-1 checkpoint into ``model.consistency`` after checking that its
+    settings, view shapes, data and split are this run's."""
     payload = load_checkpoint(path, kind="consistency")
-    check_compatible(payload, cfg, view_shapes, str(path))
+    check_compatible(payload, cfg, splits.view_shapes, str(path), splits.identity)
     load_state(model.consistency, payload["state_dict"], str(path))
     return payload["history"]
 
@@ -325,4 +327,5 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"Cannot resume {run_dir}: config.json is not valid JSON ({err})."
         ) from err
+    remove_stale_temporaries(run_dir)  # left by writes that a kill interrupted
     return run(RunConfig.from_dict(data), run_dir, resume=True)

@@ -70,6 +70,8 @@ class StageCheckpoint:
     ``resume``: restore from ``path`` if it exists (a fresh run overwrites it instead).
     ``save``: whether to save at all (false on data-parallel ranks other than 0, which
     restore the state rank 0 saved but never write).
+    ``data_identity``: the training data's ``splits.identity``, saved with the state; a
+    state of other data is not restored.
     """
 
     def __init__(
@@ -80,8 +82,10 @@ class StageCheckpoint:
         every: int,
         resume: bool = False,
         save: bool = True,
+        data_identity: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.data_identity = data_identity
         self.config = config
         self.view_shapes = [tuple(s) for s in view_shapes]
         self.every = every
@@ -101,6 +105,7 @@ class StageCheckpoint:
                 "mrdd_version": mrdd.__version__,
                 "config": self.config.to_dict(),
                 "view_shapes": [list(s) for s in self.view_shapes],
+                "data": self.data_identity,
                 "state_dict": stage.model.state_dict(),
                 "optimizers": [opt.state_dict() for opt in stage.optimizers],
                 "schedulers": [sched.state_dict() for sched in schedulers],
@@ -120,7 +125,7 @@ class StageCheckpoint:
             return Progress()
         where = str(self.path)
         payload = load_checkpoint(self.path, kind=f"{stage.name}_state")
-        check_compatible(payload, self.config, self.view_shapes, where)
+        check_compatible(payload, self.config, self.view_shapes, where, self.data_identity)
         load_state(stage.model, payload["state_dict"], where)
         for module, state in zip(stage.optimizers, payload["optimizers"], strict=True):
             load_state(module, state, where)

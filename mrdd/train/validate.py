@@ -36,7 +36,8 @@ def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
             )
     if cfg.stage == "disentangle":
         payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
-        check_compatible(payload, cfg, splits.view_shapes, str(cfg.consistency_ckpt))
+        where = str(cfg.consistency_ckpt)
+        check_compatible(payload, cfg, splits.view_shapes, where, splits.identity)
 
 
 def _check_patch_size(patch: int, splits: DatasetSplits) -> None:
