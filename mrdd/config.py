@@ -34,7 +34,6 @@ class ConfigError(ValueError):
 #: The options every dataset takes (handled by :func:`mrdd.data.load_dataset`, whatever
 #: the dataset), merged under every ``dataset`` mapping.
 DATASET_OPTIONS: dict[str, Any] = {
-    "best_view": 0,  # the view v whose S_v makes the representation C‖S_best
     "missing_rate": 0.0,  # fraction of samples (train, test) losing a random proper subset of views
     "missing_seed": 0,  # seed of those missing-view masks
 }
@@ -42,7 +41,12 @@ DATASET_OPTIONS: dict[str, Any] = {
 
 def default_dataset() -> dict[str, Any]:
     """``configs/dataset/edge_mnist_5k.yaml``: the embedded 5,000 MNIST digits, no data root."""
-    return {"name": "edge_mnist_5k", "image_size": 32, **DATASET_OPTIONS}
+    return {
+        "name": "edge_mnist_5k",
+        "best_view": 0,  # the view v whose S_v makes the representation C‖S_best (the digit)
+        "image_size": 32,  # side of the digit and edge images
+        **DATASET_OPTIONS,
+    }
 
 
 @dataclass

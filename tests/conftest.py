@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import TINY_MODEL, make_views
 
 from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits, MultiViewData
+
+# The scripts' own modules (config_schema) are importable, as `python scripts/<x>.py` has them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 @pytest.fixture

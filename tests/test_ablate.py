@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_schema import register
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,6 +19,7 @@ from mrdd.eval.ablate import ABLATIONS, ablate
 from mrdd.eval.tables import score_row
 
 ROOT = Path(__file__).resolve().parents[1]
+register()  # the config schema, as scripts/train.py registers it
 
 
 def _swept(name: str) -> dict[str, list[str]]:

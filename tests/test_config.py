@@ -3,10 +3,10 @@ that hold only what differs from it, and every bad value refused up front by nam
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from config_schema import register
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -21,8 +21,6 @@ from mrdd.config import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from config_schema import register  # noqa: E402  (the scripts' own registration)
 
 #: What configs/experiment/paper_edge_mnist.yaml changes: the paper's networks
 #: (configs/model/resnet16.yaml) and budget (configs/train/paper.yaml).
@@ -57,7 +55,13 @@ def test_dataclass_defaults_are_the_default_run_of_the_train_script():
     composed = _compose()
     assert composed == RunConfig().to_dict()
     assert RunConfig.from_dict(composed) == RunConfig()
-    assert RunConfig().dataset == {"name": "edge_mnist_5k", "image_size": 32, **DATASET_OPTIONS}
+    assert RunConfig().dataset == {
+        "name": "edge_mnist_5k",
+        "best_view": 0,
+        "image_size": 32,
+        "missing_rate": 0.0,
+        "missing_seed": 0,
+    }
     assert _compose("model=default", "train=default") == composed
 
 
@@ -81,9 +85,9 @@ def test_every_experiment_composes_to_a_valid_config(experiment):
 @pytest.mark.parametrize(
     ("dataset", "keys"),
     [
-        ("multiple_features", {"root", "standardize", "seed", "test_fraction"}),
-        ("edge_mnist", {"root", "download", "image_size"}),
-        ("office31", {"root", "image_size", "seed", "test_fraction", "cache_dir"}),
+        ("multiple_features", {"best_view", "root", "standardize", "seed", "test_fraction"}),
+        ("edge_mnist", {"best_view", "root", "download", "image_size"}),
+        ("office31", {"best_view", "root", "image_size", "seed", "test_fraction", "cache_dir"}),
     ],
 )
 def test_a_dataset_config_brings_its_own_keys_and_the_common_options_only(dataset, keys):

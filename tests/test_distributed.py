@@ -56,6 +56,8 @@ def _config(dataset: dict) -> RunConfig:
             "train": {
                 "epochs": 1,
                 "batch_size": GLOBAL_BATCH,
+                "disentangle_epochs": None,  # stage 2 follows stage 1
+                "disentangle_batch_size": None,
                 "lr": 1e-2,
                 "mask_ratio": 0.0,
                 "log_every": 1,

@@ -19,7 +19,13 @@ def _config(dataset: dict, batch_size: int = 32) -> RunConfig:
         {
             "dataset": dataset,
             "model": TINY,
-            "train": {"epochs": 1, "batch_size": batch_size, "mask_patch_size": 2},
+            "train": {
+                "epochs": 1,
+                "batch_size": batch_size,
+                "disentangle_epochs": None,  # stage 2 follows stage 1
+                "disentangle_batch_size": None,
+                "mask_patch_size": 2,
+            },
             "eval": {"n_seeds": 1, "num_figure_samples": 3},
             "device": "cpu",
         }

@@ -73,7 +73,14 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
         {
             "dataset": {"name": "npz", "path": str(root / "tiny.npz")},
             "model": TINY_MODEL,
-            "train": {"epochs": EPOCHS, "batch_size": 8, "log_every": 1, "eval_every": 1},
+            "train": {
+                "epochs": EPOCHS,
+                "batch_size": 8,
+                "disentangle_epochs": None,  # stage 2 follows stage 1
+                "disentangle_batch_size": None,
+                "log_every": 1,
+                "eval_every": 1,
+            },
             "eval": {"n_seeds": N_SEEDS, "num_figure_samples": 4},
             "device": "cpu",
         }
