@@ -1,0 +1,65 @@
+"""A Hydra multirun through the submitit launcher (the `cluster` extra), then collect.py.
+
+The Slurm launcher (``hydra/launcher=slurm``) is the same plugin with another executor; the
+local one (``hydra/launcher=local``) runs every job as its own process on this machine.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import TINY_MODEL_OVERRIDES, write_image_npz
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the cluster extra")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_overrides(npz: Path) -> list[str]:
+    return [
+        "dataset=npz",
+        f"dataset.path={npz}",
+        *TINY_MODEL_OVERRIDES,
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.disentangle_epochs=1",
+        "train.disentangle_batch_size=8",
+        "eval.n_seeds=2",
+        "eval.figures=false",
+        "eval.classifiers=[linear]",
+        "eval.regressors=[ridge]",
+        "device=cpu",
+    ]
+
+
+@pytest.mark.slow
+def test_two_job_sweep_through_the_submitit_local_launcher_is_collected(tmp_path):
+    write_image_npz(tmp_path / "data.npz")
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    train = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/launcher=local"]
+    args = [*_tiny_overrides(tmp_path / "data.npz"), "model.club_weight=0,1"]
+    result = subprocess.run(
+        [*train, *args, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (sweep / ".submitit").is_dir()  # the jobs went through submitit
+    for job in ("0", "1"):
+        assert (sweep / job / "metrics.json").is_file(), job
+
+    collect = [sys.executable, str(ROOT / "scripts" / "collect.py"), str(sweep)]
+    result = subprocess.run(collect, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (sweep / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(row["model.club_weight"] for row in rows) == ["0.0", "1.0"]
+    assert [row["n_runs"] for row in rows] == ["1", "1"]
+    assert "model.club_weight" in result.stdout
