@@ -21,7 +21,7 @@ from mrdd.train import ConsistencyStage, DisentangleStage, atomic_torch_save, re
 from mrdd.train.state import rng_state, set_rng_state
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMINGS = {"seconds", "samples_per_s"}
+TIMINGS = {"seconds", "samples_per_s", "elapsed_s"}
 CPU = torch.device("cpu")
 
 #: Runs scripts/train.py in-process, SIGKILLing itself at stage-1 step ``argv[1]``: a kill
