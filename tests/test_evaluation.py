@@ -327,7 +327,10 @@ def test_monitor_probes_the_c_plus_s_best_that_the_evaluation_names(
 ):
     cpu = torch.device("cpu")
     model = MRDD(tiny_splits.view_shapes, tiny_config.model)
-    monitor = TrainingMonitor(tmp_path, tiny_splits, 1, 6, 4, cpu, 0)
+    cfg = tiny_config.with_overrides(
+        {"train": {"eval_every": 1}, "eval": {"progress_samples": 6, "batch_size": 4}}
+    )
+    monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, cpu)
     codes = extract_codes(model, monitor.probe, 4, cpu)
     reps = named_representations(codes.c, codes.s, tiny_splits.best_view)
     labels, k = monitor.probe.labels, tiny_splits.num_classes
