@@ -36,6 +36,8 @@ class ConfigError(ValueError):
 DATASET_OPTIONS: dict[str, Any] = {
     "missing_rate": 0.0,  # fraction of samples (train, test) losing a random proper subset of views
     "missing_seed": 0,  # seed of those missing-view masks
+    "val_fraction": 0.1,  # stratified share of the training split held out as validation (0: none)
+    "val_seed": 0,  # seed of that validation split
 }
 
 
@@ -125,6 +127,9 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear learning-rate warm-up at the start of each stage
     mask_ratio: float = 0.7  # stage 1: fraction of patches zeroed per sample and view
     mask_patch_size: int = 2  # stage 1: side of the masked square patches (pixels)
+    # after stage 1, re-estimate its BatchNorm statistics on unmasked training views
+    # (mrdd/train/calibrate.py); off until measured on val (issue #12)
+    calibrate_bn: bool = False
     grad_clip: float | None = None  # max global gradient norm (null: no clipping)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool = True  # NHWC conv weights and activations (faster on CPU and GPU)
@@ -135,7 +140,7 @@ class TrainConfig:
     log_every: int = 10  # steps between logged losses
     ckpt_every: int = 1  # epochs between resumable states (resume=<run_dir>)
     skip_nonfinite: bool = False  # skip (and count) NaN/inf steps instead of stopping the run
-    eval_every: int = 1  # epochs between clusterings of a fixed test subsample (0: off)
+    eval_every: int = 1  # epochs between clusterings of a fixed validation subsample (0: off)
 
     def validate(self) -> None:
         _positive(
@@ -175,7 +180,7 @@ class EvalConfig:
     """Evaluation of the learned codes (DESIGN.md section 3) and the run's figures.
     Classifiers are always fitted on the train split and scored on the test split."""
 
-    split: str = "test"  # split clustered and whose redundancy is measured: test | train
+    split: str = "test"  # split clustered and whose redundancy is measured: test | val | train
     # R: repetitions behind every mean ± std (KMeans seeds, each n_init=10; classifier
     # training subsamples; held-out splits of the redundancy regressors)
     n_seeds: int = 10
@@ -191,7 +196,7 @@ class EvalConfig:
         # Imported here: mrdd.eval imports the models, which import this module.
         from mrdd.eval.metrics import CLASSIFIERS, REGRESSORS
 
-        _choice(self, "split", ("train", "test"))
+        _choice(self, "split", ("train", "val", "test"))
         _positive(self, "n_seeds", "batch_size", "num_figure_samples", "progress_samples")
         if self.embedding_samples < 2:
             raise ConfigError(
@@ -218,6 +223,9 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
     deterministic: bool = False  # torch.use_deterministic_algorithms
     data_root: str = "data"  # root of the on-disk datasets (${data_root} in dataset configs)
+    # the score scripts/train.py returns to a Hydra sweeper (Optuna): <split>/<representation>/
+    # <metric> of metrics.json, e.g. val/C+S_best/acc; never a test score
+    optimize_metric: str | None = None
 
     def validate(self) -> None:
         """Range and consistency checks (types and keys are checked by :meth:`from_dict`)."""
@@ -233,6 +241,8 @@ class RunConfig:
         self.eval.validate()
         self._check_seeds()
         self._check_warmup()
+        self._check_dataset_options()
+        self._check_optimize_metric()
 
     def _check_checkpoint(self) -> None:
         if self.stage == "disentangle" and not self.consistency_ckpt:
@@ -245,6 +255,43 @@ class RunConfig:
                 f"consistency_ckpt={self.consistency_ckpt} is read only by stage=disentangle, "
                 f"but stage={self.stage} trains stage 1 itself. Add stage=disentangle to start "
                 "stage 2 from it, or drop consistency_ckpt."
+            )
+
+    def _check_dataset_options(self) -> None:
+        """The options every dataset takes (:data:`DATASET_OPTIONS`)."""
+        options = {**DATASET_OPTIONS, **self.dataset}
+        for key in ("val_fraction", "missing_rate"):
+            if not 0.0 <= float(options[key]) < 1.0:
+                raise ConfigError(f"dataset.{key} must be in [0, 1), got {options[key]}.")
+        for key in ("missing_seed", "val_seed"):
+            if not 0 <= int(options[key]) <= MAX_SEED:
+                raise ConfigError(f"dataset.{key} must be in [0, {MAX_SEED}], got {options[key]}.")
+        if self.eval.split == "val" and float(options["val_fraction"]) == 0:
+            raise ConfigError(
+                "eval.split=val needs a validation split: set dataset.val_fraction > 0 "
+                "(e.g. 0.1), or evaluate another split."
+            )
+
+    def _check_optimize_metric(self) -> None:
+        """A searched setting is chosen on validation data, so the score must be one of the
+        split the evaluation clusters (``eval.split``), and that split must not be test."""
+        if self.optimize_metric is None:
+            return
+        parts = self.optimize_metric.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError(
+                f"optimize_metric names a score as <split>/<representation>/<metric>, e.g. "
+                f"val/C+S_best/acc; got {self.optimize_metric!r}."
+            )
+        if parts[0] == "test":
+            raise ConfigError(
+                f"optimize_metric={self.optimize_metric} would choose settings on the test split; "
+                "choose on validation: val/<representation>/<metric> with eval.split=val."
+            )
+        if parts[0] != self.eval.split:
+            raise ConfigError(
+                f"optimize_metric={self.optimize_metric} reads the {parts[0]} split, but the "
+                f"evaluation scores eval.split={self.eval.split}; set eval.split={parts[0]}."
             )
 
     def _check_seeds(self) -> None:

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DataError
+from mrdd.eval.tables import find_score
 from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
 from mrdd.train.run import LOG_FORMAT
 from mrdd.train.rundir import require_new_run_dir, require_writable
@@ -36,12 +37,12 @@ from mrdd.train.rundir import require_new_run_dir, require_writable
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
-def _guarded(job: Callable[[], object]) -> None:
+def _guarded(job: Callable[[], object]) -> object:
     """Run ``job``; print a user error, a numerical fault, a failing disk or an interruption
     as one line and exit non-zero (2: fix the settings or data; 1: the run stopped; 130:
     interrupted). The run directory's ``run_info.json`` and ``train.log`` say the same."""
     try:
-        job()
+        return job()
     except USER_ERRORS as err:
         _exit(2, f"error: {err}")
     except NonFiniteLossError as err:
@@ -91,11 +92,14 @@ def _check_run_dir(args: list[str]) -> None:
 
 
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
-def train(cfg: DictConfig) -> None:
+def train(cfg: DictConfig) -> float | None:
+    """One run; returns the score ``optimize_metric`` names (for a Hydra sweeper), if any."""
     output_dir = HydraConfig.get().runtime.output_dir
-    _guarded(
-        lambda: run(RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True)), output_dir)
-    )
+    config = _guarded(lambda: RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True)))
+    metrics = _guarded(lambda: run(config, output_dir))
+    if config.optimize_metric is None:
+        return None
+    return find_score(metrics.get("scores", []), config.optimize_metric) if metrics else None
 
 
 def _hydra_overrides_for_other_ranks() -> list[str]:

@@ -58,3 +58,41 @@ def test_a_model_without_batch_norm_is_left_alone(tiny_config):
     assert recalibrate_batch_norm(model, MultiViewData(views, labels), 4, CPU) == 0
     assert model.training
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_run_with_calibrate_bn_saves_the_recalibrated_stage_1(tmp_path):
+    """consistency.pt holds the statistics of the unmasked training views; the resumable
+    state (saved by the loop before calibration) holds the masked ones."""
+    from helpers import tiny_run_dict, write_image_npz
+
+    from mrdd.config import RunConfig
+    from mrdd.data import load_dataset
+    from mrdd.train import run
+
+    npz = tmp_path / "data.npz"
+    write_image_npz(npz)
+    cfg = RunConfig.from_dict(
+        tiny_run_dict(
+            npz,
+            stage="consistency",
+            train={"epochs": 1, "calibrate_bn": True, "eval_every": 0},
+            eval={"classifiers": [], "regressors": [], "figures": False},
+        )
+    )
+    run(cfg, tmp_path / "run")
+    saved = torch.load(tmp_path / "run" / "consistency.pt", weights_only=True)["state_dict"]
+    state = torch.load(tmp_path / "run" / "consistency_state.pt", weights_only=True)
+    splits = load_dataset(cfg.dataset)
+    model = ConsistencyModel(splits.view_shapes, cfg.model)
+    model.load_state_dict(state["state_dict"])
+    recalibrate_batch_norm(model, splits.train, cfg.eval.batch_size, CPU)
+    calibrated = model.state_dict()
+    assert any(k.endswith("running_mean") for k in saved)
+    for name, value in saved.items():
+        torch.testing.assert_close(value, calibrated[name], rtol=1e-5, atol=1e-6)
+    moved = [
+        k
+        for k in saved
+        if k.endswith("running_var") and not torch.equal(saved[k], state["state_dict"][k])
+    ]
+    assert moved  # the state file kept the masked-input statistics

@@ -48,9 +48,11 @@ def test_checkpoints_record_the_identity_of_their_data(stage1_run):
     splits = load_dataset({"name": "npz", "path": str(stage1_run.parent / "data.npz")})
     identity = splits.identity
     assert identity["split"] == {
-        "seed": 0, "test_fraction": 0.2, "missing_rate": 0.0, "missing_seed": 0
+        "seed": 0, "test_fraction": 0.2, "missing_rate": 0.0, "missing_seed": 0,
+        "val_fraction": 0.1, "val_seed": 0,
     }  # fmt: skip
-    assert (identity["train"]["samples"], identity["test"]["samples"]) == (38, 10)
+    sizes = [identity[split]["samples"] for split in ("train", "val", "test")]
+    assert sizes == [34, 4, 10]  # 48 samples: 10 test, then 10% of each class of 38 to val
     for name in ("consistency.pt", "consistency_state.pt"):
         assert load_checkpoint(stage1_run / name)["data"] == identity, name
     again = load_dataset({"name": "npz", "path": str(stage1_run.parent / "data.npz")})

@@ -61,6 +61,8 @@ def test_dataclass_defaults_are_the_default_run_of_the_train_script():
         "image_size": 32,
         "missing_rate": 0.0,
         "missing_seed": 0,
+        "val_fraction": 0.1,
+        "val_seed": 0,
     }
     assert _compose("model=default", "train=default") == composed
 
@@ -187,7 +189,7 @@ def test_values_are_converted_to_the_declared_types():
         ({"model": {"backbone": {"channel_mults": []}}}, "channel_mults"),
         ({"stage": "both"}, "stage must be one of"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
-        ({"eval": {"split": "val"}}, "eval.split must be one of"),
+        ({"eval": {"split": "validation"}}, "eval.split must be one of"),
         ({"eval": {"embedding_samples": 1}}, r"eval.embedding_samples must be at least 2"),
         ({"dataset": {"root": "x"}}, "dataset.name is missing"),
         (

@@ -106,7 +106,7 @@ def test_bad_npz_is_refused_naming_the_file(tmp_path, case):
     path = tmp_path / "mine.npz"
     np.savez(path, **arrays)
     with pytest.raises(DataError, match=message) as raised:
-        load_dataset({"name": "npz", "path": str(path), **options})
+        load_dataset({"val_fraction": 0, "name": "npz", "path": str(path), **options})
     assert str(raised.value).startswith(f"{path}: ")
     assert "\n" not in str(raised.value)
 
@@ -176,7 +176,9 @@ def test_16_bit_greyscale_pngs_are_read_at_their_real_range(tmp_path):
     values = [0, 255, 1000, 30000, 50000, 65535]  # all but two would be white at 8 bits
     _folder(tmp_path, lambda v, i: _grey16(values[i]) if v == 0 else _rgb(10 * i))
     assert Image.open(tmp_path / "view_0" / "class0" / "1.png").mode == "I;16"
-    data = load_dataset({"name": "folder", "path": str(tmp_path), "image_size": 4})
+    data = load_dataset(
+        {"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4}
+    )
     assert data.view_shapes[0] == (1, 4, 4)
     for split in (data.train, data.test):
         ids, grey = _by_id(split, 0)
@@ -189,7 +191,9 @@ def test_16_bit_grey_and_8_bit_rgb_in_one_view_make_an_rgb_view(tmp_path):
         tmp_path,
         lambda v, i: (_grey16(13107 * i) if i % 2 else _rgb(51 * i)) if v == 0 else _rgb(10 * i),
     )
-    data = load_dataset({"name": "folder", "path": str(tmp_path), "image_size": 4})
+    data = load_dataset(
+        {"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4}
+    )
     assert data.view_shapes[0] == (3, 4, 4)
     for split in (data.train, data.test):
         ids, rgb = _by_id(split, 0)
@@ -203,7 +207,7 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
     bad = tmp_path / "view_0" / "class1" / "4.png"
     bad.write_text("not a picture")
     with pytest.raises(DataError, match=rf"{bad}.*Replace or remove the file"):
-        load_dataset({"name": "folder", "path": str(tmp_path), "image_size": 4})
+        load_dataset({"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4})
 
 
 def test_a_folder_with_one_class_is_refused(tmp_path):
@@ -213,4 +217,4 @@ def test_a_folder_with_one_class_is_refused(tmp_path):
         for i in range(5):
             _rgb(20 * i + v).save(d / f"{i}.png")
     with pytest.raises(DataError, match=rf"{tmp_path}: every sample has the label 'only'"):
-        load_dataset({"name": "folder", "path": str(tmp_path), "image_size": 4})
+        load_dataset({"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4})

@@ -26,7 +26,9 @@ def coil100_root(tmp_path_factory):
 
 
 def coil20(root, **kw):
-    return load_dataset({"name": "coil20", "root": str(root), "image_size": 8, **kw})
+    return load_dataset(
+        {"val_fraction": 0, "name": "coil20", "root": str(root), "image_size": 8, **kw}
+    )
 
 
 def _decode_grey(data):
@@ -77,7 +79,9 @@ def test_coil20_seeding_and_views(coil20_root):
 
 
 def test_coil100_five_degree_names(coil100_root):
-    data = load_dataset({"name": "coil100", "root": str(coil100_root), "image_size": 8})
+    data = load_dataset(
+        {"val_fraction": 0, "name": "coil100", "root": str(coil100_root), "image_size": 8}
+    )
     assert (len(data.train), len(data.test)) == (1900, 500)  # 24 per object: 5 test, 19 train
     assert data.view_shapes == [(3, 8, 8)] * 3 and data.num_classes == 100
     index, objects = pose_dealing(100, 3, seed=0)
@@ -101,4 +105,4 @@ def test_coil_missing_and_incomplete(tmp_path, coil20_root):
         coil20(part)
     # COIL-20 names in a COIL-100 folder: the 5-degree names are missing
     with pytest.raises(DataError, match="6900 files are missing"):
-        load_dataset({"name": "coil100", "root": str(part / "coil-20-proc")})
+        load_dataset({"val_fraction": 0, "name": "coil100", "root": str(part / "coil-20-proc")})

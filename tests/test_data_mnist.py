@@ -16,7 +16,7 @@ from mrdd.data import DataError, edge_views, load_dataset
 )
 def test_edge_mnist_from_idx_files(tmp_path, name, kind):
     tr_x, tr_y, te_x, te_y = write_mnist(tmp_path, kind, n_train=20, n_test=10)
-    data = load_dataset({"name": name, "root": str(tmp_path), "best_view": 1})
+    data = load_dataset({"val_fraction": 0, "name": name, "root": str(tmp_path), "best_view": 1})
     assert (len(data.train), len(data.test)) == (20, 10)
     assert data.num_classes == 10 and data.best_view == 1
     assert data.view_shapes == [(1, 32, 32), (1, 32, 32)]
@@ -34,7 +34,9 @@ def test_edge_mnist_from_idx_files(tmp_path, name, kind):
 
 def test_edge_view_matches_scipy_at_native_size(tmp_path):
     tr_x, *_ = write_mnist(tmp_path, "MNIST", n_train=12, n_test=10)
-    data = load_dataset({"name": "edge_mnist", "root": str(tmp_path), "image_size": 28})
+    data = load_dataset(
+        {"val_fraction": 0, "name": "edge_mnist", "root": str(tmp_path), "image_size": 28}
+    )
     x = tr_x.astype(np.float64) / 255
     expected = np.stack([grey_dilation(img, size=(3, 3)) - img for img in x])
     assert torch.allclose(data.train.views[0][:, 0], torch.as_tensor(x, dtype=torch.float32))
@@ -44,7 +46,7 @@ def test_edge_view_matches_scipy_at_native_size(tmp_path):
 
 def test_fashion_class_names(tmp_path):
     write_mnist(tmp_path, "FashionMNIST", n_train=10, n_test=10)
-    data = load_dataset({"name": "edge_fmnist", "root": str(tmp_path)})
+    data = load_dataset({"val_fraction": 0, "name": "edge_fmnist", "root": str(tmp_path)})
     assert data.class_names[0] == "T-shirt/top" and len(data.class_names) == 10
 
 
@@ -53,7 +55,7 @@ def test_fashion_class_names(tmp_path):
 )
 def test_missing_files_say_where_and_how(tmp_path, name, kind):
     with pytest.raises(DataError) as err:
-        load_dataset({"name": name, "root": str(tmp_path)})
+        load_dataset({"val_fraction": 0, "name": name, "root": str(tmp_path)})
     msg = str(err.value)
     assert f"{kind}/raw" in msg and "train-images-idx3-ubyte" in msg
     assert "dataset.download=true" in msg
@@ -67,4 +69,4 @@ def test_gz_only_hint(tmp_path):
     f = raw / "t10k-labels-idx1-ubyte"
     f.rename(raw / "t10k-labels-idx1-ubyte.gz")
     with pytest.raises(DataError, match="gunzip"):
-        load_dataset({"name": "edge_mnist", "root": str(tmp_path)})
+        load_dataset({"val_fraction": 0, "name": "edge_mnist", "root": str(tmp_path)})

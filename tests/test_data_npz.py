@@ -27,7 +27,7 @@ def write_npz(path, n=100, **extra):
 
 
 def npz(path, **kw):
-    return load_dataset({"name": "npz", "path": str(path), **kw})
+    return load_dataset({"val_fraction": 0, "name": "npz", "path": str(path), **kw})
 
 
 def test_npz_six_vector_views(tmp_path):
@@ -130,7 +130,9 @@ def test_npz_missing_file(tmp_path):
 def test_folder_format(tmp_path):
     ids = {"cat": [str(i) for i in range(1, 11)], "dog": [str(i) for i in range(11, 21)]}
     write_folder(tmp_path / "pets", ids, views=3, size=10)
-    data = load_dataset({"name": "folder", "path": str(tmp_path / "pets"), "image_size": 10})
+    data = load_dataset(
+        {"val_fraction": 0, "name": "folder", "path": str(tmp_path / "pets"), "image_size": 10}
+    )
     assert data.view_shapes == [(1, 10, 10), (3, 10, 10), (3, 10, 10)]
     assert data.class_names == ["cat", "dog"] and (len(data.train), len(data.test)) == (16, 4)
     for split in (data.train, data.test):
@@ -141,44 +143,52 @@ def test_folder_format(tmp_path):
                 (split.views[v][:, 1, 0, 0] * 255).round().long(), torch.full_like(sid, v)
             )
         assert torch.equal(split.labels, (sid > 10).long())
-    small = load_dataset({"name": "folder", "path": str(tmp_path / "pets"), "image_size": 4})
+    small = load_dataset(
+        {"val_fraction": 0, "name": "folder", "path": str(tmp_path / "pets"), "image_size": 4}
+    )
     assert small.view_shapes[0] == (1, 4, 4)
     # a JPG is as good as a PNG
     (tmp_path / "pets" / "view_2" / "cat" / "3.png").unlink()
     Image.new("RGB", (10, 10), (3, 2, 0)).save(tmp_path / "pets" / "view_2" / "cat" / "3.jpg")
-    load_dataset({"name": "folder", "path": str(tmp_path / "pets"), "image_size": 10})
+    load_dataset(
+        {"val_fraction": 0, "name": "folder", "path": str(tmp_path / "pets"), "image_size": 10}
+    )
     (tmp_path / "pets" / "view_1" / "dog" / "17.png").unlink()
     with pytest.raises(DataError, match=r"missing in view_1: 17"):
-        load_dataset({"name": "folder", "path": str(tmp_path / "pets")})
+        load_dataset({"val_fraction": 0, "name": "folder", "path": str(tmp_path / "pets")})
     with pytest.raises(DataError, match="view_<v>/<class>/<sample_id>"):
-        load_dataset({"name": "folder", "path": str(tmp_path)})
+        load_dataset({"val_fraction": 0, "name": "folder", "path": str(tmp_path)})
 
 
 def test_multiple_features(tmp_path):
     views, labels = write_mfeat(tmp_path / "mfeat", n=2000)
     for root in (tmp_path / "mfeat", tmp_path):  # the folder or its parent
-        data = load_dataset({"name": "multiple_features", "root": str(root)})
+        data = load_dataset({"val_fraction": 0, "name": "multiple_features", "root": str(root)})
         assert data.view_shapes == [(76,), (216,), (64,), (240,), (47,), (6,)]
         assert (len(data.train), len(data.test)) == (1600, 400)
         assert torch.bincount(data.test.labels).tolist() == [40] * 10
     for x in data.train.views:
         assert torch.allclose(x.mean(0), torch.zeros(x.shape[1]), atol=1e-4)
-    raw = load_dataset({"name": "multiple_features", "root": str(root), "standardize": False})
+    raw = load_dataset(
+        {"val_fraction": 0, "name": "multiple_features", "root": str(root), "standardize": False}
+    )
     for split in (raw.train, raw.test):
         ids = torch.stack([x[:, 0] for x in split.views], 1).round().long()
         assert (ids == ids[:, :1]).all() and torch.equal(split.labels, ids[:, 0] // 200)
     (tmp_path / "mfeat" / "mfeat-zer").unlink()
     with pytest.raises(DataError, match="mfeat-zer.*archive.ics.uci.edu"):
-        load_dataset({"name": "multiple_features", "root": str(tmp_path / "mfeat")})
+        load_dataset(
+            {"val_fraction": 0, "name": "multiple_features", "root": str(tmp_path / "mfeat")}
+        )
 
 
 def test_registry_names_and_options():
     with pytest.raises(DataError) as err:
-        load_dataset({"name": "nope"})
+        load_dataset({"val_fraction": 0, "name": "nope"})
     for name in ("coil20", "coil100", "edge_fmnist", "edge_mnist", "npz", "office31", "folder"):
         assert name in str(err.value)
     with pytest.raises(DataError, match="does not take the option"):
-        load_dataset({"name": "coil20", "colour": True})
+        load_dataset({"val_fraction": 0, "name": "coil20", "colour": True})
 
 
 def test_dataset_configs_match_loaders():

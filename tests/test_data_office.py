@@ -27,7 +27,14 @@ def office_root(tmp_path):
 
 def office(root, cache, **kw):
     return load_dataset(
-        {"name": "office31", "root": str(root), "image_size": 8, "cache_dir": str(cache), **kw}
+        {
+            "val_fraction": 0,
+            "name": "office31",
+            "root": str(root),
+            "image_size": 8,
+            "cache_dir": str(cache),
+            **kw,
+        }
     )
 
 
@@ -79,10 +86,22 @@ def test_office_padding_pairing_and_cache(office_root, tmp_path, monkeypatch):
 
 def test_office_default_cache_and_seeds(office_root, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    a = load_dataset({"name": "office31", "root": str(office_root), "image_size": 8})
+    a = load_dataset(
+        {"val_fraction": 0, "name": "office31", "root": str(office_root), "image_size": 8}
+    )
     assert list((tmp_path / "xdg" / "mrdd" / "office31").glob("office31_8px_seed0_*.pt"))
-    b = load_dataset({"name": "office31", "root": str(office_root), "image_size": 8})
-    c = load_dataset({"name": "office31", "root": str(office_root), "image_size": 8, "seed": 1})
+    b = load_dataset(
+        {"val_fraction": 0, "name": "office31", "root": str(office_root), "image_size": 8}
+    )
+    c = load_dataset(
+        {
+            "val_fraction": 0,
+            "name": "office31",
+            "root": str(office_root),
+            "image_size": 8,
+            "seed": 1,
+        }
+    )
     assert torch.equal(a.test.views[0], b.test.views[0])
     assert len(list((tmp_path / "xdg" / "mrdd" / "office31").iterdir())) == 2
     # a different seed changes the jitter of the padded copies and the split

@@ -41,17 +41,18 @@ def test_encode_dataset_equals_representations_split_by_split(trained_run):
     splits = load_dataset(trained.config.dataset)
     codes = encode_dataset(trained, splits, batch_size=3)  # batches that do not divide N
     assert sorted(codes) == sorted([*REPRESENTATIONS, "labels", "split"])
-    n_train, n_test = len(splits.train), len(splits.test)
-    assert codes["split"].tolist() == ["train"] * n_train + ["test"] * n_test
-    expected = [_expected(trained, splits.train), _expected(trained, splits.test)]
+    parts = [splits.split(name) for name in ("train", "val", "test")]
+    names = [name for name in ("train", "val", "test") for _ in range(len(splits.split(name)))]
+    assert codes["split"].tolist() == names
+    expected = [_expected(trained, part) for part in parts]
     for key in REPRESENTATIONS:
         assert codes[key].dtype == np.float32
         np.testing.assert_allclose(
             codes[key], np.concatenate([e[key] for e in expected]), rtol=1e-5, atol=1e-6
         )
-    labels = torch.cat([splits.train.labels, splits.test.labels]).numpy()
+    labels = torch.cat([part.labels for part in parts]).numpy()
     np.testing.assert_array_equal(codes["labels"], labels)
-    assert codes["C+S_best"].shape == (n_train + n_test, 4 + 3)
+    assert codes["C+S_best"].shape == (len(names), 4 + 3)
 
 
 def test_samples_with_missing_views_are_encoded_from_the_views_they_have(trained_run):
@@ -97,9 +98,12 @@ def test_script_encodes_a_new_npz_file(trained_run, tmp_path, encode_main):
     trained = mrdd.load(trained_run)
     new = load_dataset({"name": "npz", "path": str(tmp_path / "new.npz")})
     with np.load(out) as saved:
-        assert saved["split"].tolist() == ["train"] * 8 + ["test"] * 4
+        n_train = len(new.train)  # the run's dataset options carve val from the 8 train rows
+        assert (
+            saved["split"].tolist() == ["train"] * n_train + ["val"] * (8 - n_train) + ["test"] * 4
+        )
         expected = _expected(trained, new.train)["C+S_all"]
-        np.testing.assert_allclose(saved["C+S_all"][:8], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(saved["C+S_all"][:n_train], expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ def test_metrics_json_schema(trained_run):
     assert metrics == json.loads(json.dumps(returned))
     assert metrics["model"] == "mrdd" and metrics["eval"]["n_seeds"] == N_SEEDS
     assert metrics["representations"] == {"C": 4, "S_0": 3, "S_1": 3, "C+S_best": 7, "C+S_all": 10}
-    assert metrics["splits"] == {"train": 40, "test": 16}
+    assert metrics["splits"] == {"train": 36, "val": 4, "test": 16}  # val: 10% of train
     assert list(metrics["methods"]) == ["clustering", "classification", "redundancy"]
     assert metrics["skipped"] == {}
     assert sorted(metrics["figures"]) == sorted(FIGURES)
@@ -205,7 +205,7 @@ def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "## Clustering (train split, 40 samples; mean ± std over 1 runs; %)" in (
+    assert "## Clustering (train split, 36 samples; mean ± std over 1 runs; %)" in (
         capsys.readouterr().out
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -65,7 +65,12 @@ def test_multiview_data_validates_the_mask_and_ignores_absent_content():
 
 def test_missing_rate_applies_to_both_splits_and_loader_yields_masks(tmp_path):
     write_image_npz(tmp_path / "d.npz", n=60)
-    options = {"name": "npz", "path": str(tmp_path / "d.npz"), "missing_rate": 0.5}
+    options = {
+        "name": "npz",
+        "path": str(tmp_path / "d.npz"),
+        "missing_rate": 0.5,
+        "val_fraction": 0,
+    }
     splits = load_dataset({**options, "missing_seed": 1})
     for data in (splits.train, splits.test):
         assert int((~data.available.all(dim=1)).sum()) == round(0.5 * len(data))
@@ -75,7 +80,9 @@ def test_missing_rate_applies_to_both_splits_and_loader_yields_masks(tmp_path):
     assert torch.equal(available, splits.train.available[:8])
     with pytest.raises(DataError, match="already has missing views"):
         drop_views(splits.train, 0.2, seed=0)
-    complete = load_dataset({"name": "npz", "path": str(tmp_path / "d.npz")}).test
+    complete = load_dataset(
+        {"val_fraction": 0, "name": "npz", "path": str(tmp_path / "d.npz")}
+    ).test
     before = [x.clone() for x in complete.views]
     dropped = drop_views(complete, 0.5, seed=0)
     assert all(torch.equal(x, y) for x, y in zip(before, complete.views, strict=True))
@@ -86,7 +93,7 @@ def test_npz_available_key_is_read(tmp_path):
     mask = np.ones((48, 2), dtype=np.int64)
     mask[::4, 1] = 0
     write_image_npz(tmp_path / "d.npz", available=mask)
-    splits = load_dataset({"name": "npz", "path": str(tmp_path / "d.npz")})
+    splits = load_dataset({"val_fraction": 0, "name": "npz", "path": str(tmp_path / "d.npz")})
     assert int((~splits.train.available).sum() + (~splits.test.available).sum()) == 12
 
 

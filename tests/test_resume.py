@@ -92,7 +92,7 @@ def _overrides(npz: Path) -> list[str]:
 
 def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
     npz = tmp_path / "data.npz"
-    write_image_npz(npz)  # 38 training samples: 4 steps per epoch
+    write_image_npz(npz)  # 34 training samples (4 more are val): 4 steps per epoch
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     script = [sys.executable, "scripts/train.py"]
     args = _overrides(npz)
@@ -135,7 +135,7 @@ class Crash(Exception):
 def reference(tmp_path_factory) -> tuple[Path, RunConfig]:
     """An uninterrupted 3-epoch run: its directory and its config."""
     tmp = tmp_path_factory.mktemp("reference")
-    write_image_npz(tmp / "data.npz")  # 38 training samples: 4 steps per epoch
+    write_image_npz(tmp / "data.npz")  # 34 training samples (4 more are val): 4 steps per epoch
     cfg = RunConfig.from_dict(tiny_run_dict(tmp / "data.npz", train={"epochs": 3}))
     run(cfg, tmp / "run")
     return tmp / "run", cfg

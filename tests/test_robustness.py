@@ -131,13 +131,13 @@ BAD_INPUTS = {
         {"train": {"batch_size": 64}},
         {},
         ConfigError,
-        r"train.batch_size=64 is larger than the 38 training samples of data; .* at most 38",
+        r"train.batch_size=64 is larger than the 34 training samples of data; .* at most 34",
     ),
     "stage-2 batch size larger than the data": (
         {"train": {"disentangle_batch_size": 39}},
         {},
         ConfigError,
-        r"train.disentangle_batch_size=39 is larger than the 38 training samples",
+        r"train.disentangle_batch_size=39 is larger than the 34 training samples",
     ),
 }
 

@@ -8,6 +8,7 @@ training step only gathers rows by index (no per-item Python work).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -153,13 +154,16 @@ def zero_absent(x: Tensor, present: Tensor) -> Tensor:
 
 @dataclass
 class DatasetSplits:
-    """A train and a test split of one multi-view dataset, with its metadata."""
+    """A train, an optional validation and a test split of one multi-view dataset, with
+    its metadata. ``val`` is carved from the training data (:func:`carve_validation`):
+    whatever chooses a setting looks at it, never at ``test``."""
 
     train: MultiViewData
     test: MultiViewData
     num_classes: int
     name: str
     class_names: list[str] = field(default_factory=list)
+    val: MultiViewData | None = None
     #: The view whose specific code is concatenated with ``C`` to form ``C‖S_best``.
     best_view: int = 0
     #: The settings that drew the split (seed, test fraction, missing-view rate and seed),
@@ -172,11 +176,12 @@ class DatasetSplits:
                 f"{self.name}: best_view={self.best_view} but the dataset has "
                 f"{self.train.num_views} views (0..{self.train.num_views - 1})."
             )
-        if self.train.view_shapes != self.test.view_shapes:
-            raise DataError(
-                f"{self.name}: train and test views differ in shape: "
-                f"{self.train.view_shapes} vs {self.test.view_shapes}."
-            )
+        for other in (self.test, self.val):
+            if other is not None and other.view_shapes != self.train.view_shapes:
+                raise DataError(
+                    f"{self.name}: the splits' views differ in shape: "
+                    f"{self.train.view_shapes} (train) vs {other.view_shapes} ({other.name})."
+                )
 
     @property
     def view_shapes(self) -> list[tuple[int, ...]]:
@@ -190,11 +195,23 @@ class DatasetSplits:
         device keeps their content)."""
         return split_identity(self)
 
+    @property
+    def names(self) -> list[str]:
+        """The splits this dataset has, in order: ``train``, ``val`` (if carved), ``test``."""
+        return ["train", "test"] if self.val is None else ["train", "val", "test"]
+
     def split(self, name: str) -> MultiViewData:
-        """The split called ``name`` (``"train"`` or ``"test"``)."""
-        if name not in ("train", "test"):
-            raise DataError(f"Unknown split {name!r}; use 'train' or 'test'.")
-        return self.train if name == "train" else self.test
+        """The split called ``name`` (one of :attr:`names`)."""
+        if name not in self.names:
+            raise DataError(
+                f"{self.name} has no {name!r} split; it has {self.names}"
+                + (
+                    " (set dataset.val_fraction > 0 for a validation split)."
+                    if name == "val"
+                    else "."
+                )
+            )
+        return getattr(self, name)
 
 
 def stratified_split(labels: Tensor, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -213,3 +230,55 @@ def stratified_split(labels: Tensor, test_fraction: float, seed: int) -> tuple[T
         test.append(idx[:k])
         train.append(idx[k:])
     return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def carve_validation(splits: DatasetSplits, fraction: float, seed: int) -> DatasetSplits:
+    """``splits`` with a stratified, seeded ``fraction`` of the training samples moved into
+    ``val`` (none when ``fraction`` is 0): the split that defaults, sweeps, early stopping
+    and the training-time probe look at, so that ``test`` is only ever reported."""
+    if fraction == 0:
+        return splits
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"dataset.val_fraction must be in [0, 1), got {fraction}.")
+    keep, val = stratified_holdout(splits.train.labels.cpu(), fraction, seed)
+    if len(val) == 0 or len(keep) == 0:
+        raise DataError(
+            f"{splits.name}: dataset.val_fraction={fraction} of {len(splits.train)} training "
+            f"samples leaves {len(keep)} for training and {len(val)} for validation; raise it, "
+            "or set dataset.val_fraction=0 (then nothing can be chosen on validation data)."
+        )
+    train = splits.train
+    return dataclasses.replace(
+        splits,
+        train=train.subset(keep, f"{splits.name}/train"),
+        val=train.subset(val, f"{splits.name}/val"),
+    )
+
+
+def stratified_holdout(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded stratified hold-out of ``max(1, round(fraction · N))`` samples: indices of the
+    kept and the held-out samples (each sorted).
+
+    Each class gives ``floor(fraction · count)`` samples, and the rest of the total goes to
+    the classes with the largest remainders (never a class's last sample), so that small
+    datasets, whose classes are too small to give one sample each, still get a
+    validation split of the requested size.
+    """
+    classes, counts = torch.unique(labels, return_counts=True)
+    quota = fraction * counts.double()
+    taken = quota.floor().long().clamp(max=counts - 1)
+    total = min(max(1, round(fraction * len(labels))), int((counts - 1).sum()))
+    by_remainder = torch.argsort(quota - taken.double(), descending=True, stable=True)
+    for c in by_remainder.tolist() * 2:  # a second pass if the first left some short
+        if int(taken.sum()) >= total:
+            break
+        if taken[c] < counts[c] - 1:
+            taken[c] += 1
+    g = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for cls, k in zip(classes.tolist(), taken.tolist(), strict=True):
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    return torch.cat(keep).sort().values, torch.cat(held).sort().values

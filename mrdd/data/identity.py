@@ -36,7 +36,7 @@ def fingerprint(data: MultiViewData) -> str:
 
 
 def split_identity(splits: DatasetSplits) -> dict[str, Any]:
-    """``{"split", "train", "test"}``: the split settings (seed, test fraction,
+    """``{"split", "train", ["val",] "test"}``: the split settings (seed, test fraction,
     missing-view rate, as the loader got them) and per split the number of samples and
     :func:`fingerprint`. Not the dataset's name or path: a renamed or moved copy of the
     data is the same data."""
@@ -44,6 +44,6 @@ def split_identity(splits: DatasetSplits) -> dict[str, Any]:
         "split": dict(splits.split_settings),
         **{
             part: {"samples": len(data), "content": fingerprint(data)}
-            for part, data in (("train", splits.train), ("test", splits.test))
+            for part, data in ((name, splits.split(name)) for name in splits.names)
         },
     }

@@ -112,18 +112,10 @@ def _split(array: np.ndarray, n: int, where: str) -> tuple[Tensor, Tensor]:
     return torch.nonzero(~t).flatten(), torch.nonzero(t).flatten()
 
 
-@register_dataset("npz")
-def load_npz(
-    path: str, standardize: bool = True, seed: int = 0, test_fraction: float = 0.2
-) -> DatasetSplits:
-    """A multi-view dataset stored as ``view_0..view_{V-1}``, ``labels``, optional ``split``."""
-    file = Path(str(path)).expanduser()
+def _read_arrays(file: Path) -> dict[str, np.ndarray | None]:
+    """The archive's arrays by role: ``labels``, ``views`` (a list), and the optional
+    ``split``, ``class_names`` and ``available`` (``None`` when absent)."""
     where = str(file)
-    if not file.is_file():
-        raise DataError(
-            f"npz dataset: file {file} not found. Pass dataset.path=/path/to/data.npz; the file "
-            "holds view_0 … view_{V-1}, labels and optionally split (see mrdd/data/npz.py)."
-        )
     try:
         archive = np.load(file, allow_pickle=False)
     except Exception as err:
@@ -144,45 +136,62 @@ def load_npz(
             )
         other = sorted(set(keys) - _KNOWN - {f"view_{i}" for i in numbers})
         if other:
-            warnings.warn(f"{where}: ignoring arrays {other}.", stacklevel=2)
+            warnings.warn(f"{where}: ignoring arrays {other}.", stacklevel=3)
         try:
-            raw_labels = archive["labels"]
-            raw_views = [archive[f"view_{i}"] for i in numbers]
-            raw_split = archive["split"] if "split" in keys else None
-            raw_names = archive["class_names"] if "class_names" in keys else None
-            raw_available = archive["available"] if "available" in keys else None
+            arrays = {k: archive[k] if k in keys else None for k in _KNOWN}
+            arrays["views"] = [archive[f"view_{i}"] for i in numbers]
         except ValueError as err:  # object arrays need pickle
             raise DataError(
                 f"{where}: an array needs pickle to load ({err}); store numeric arrays and "
                 "fixed-width strings only."
             ) from err
-    labels, names = _labels(raw_labels, where)
+    return arrays
+
+
+def _class_names(raw: np.ndarray | None, names: list[str], where: str) -> list[str]:
+    if raw is None:
+        return names
+    if raw.shape != (len(names),):
+        raise DataError(
+            f"{where}: class_names has shape {raw.shape}, but labels hold {len(names)} classes."
+        )
+    return [str(x) for x in raw.tolist()]
+
+
+def _available(raw: np.ndarray | None, where: str) -> torch.Tensor | None:
+    if raw is None:
+        return None
+    if raw.dtype.kind not in "biu":
+        raise DataError(f"{where}: available has dtype {raw.dtype}; store 0/1 integers or bools.")
+    return torch.from_numpy(raw.astype(np.int64))
+
+
+@register_dataset("npz")
+def load_npz(
+    path: str, standardize: bool = True, seed: int = 0, test_fraction: float = 0.2
+) -> DatasetSplits:
+    """A multi-view dataset stored as ``view_0..view_{V-1}``, ``labels``, optional ``split``."""
+    file = Path(str(path)).expanduser()
+    where = str(file)
+    if not file.is_file():
+        raise DataError(
+            f"npz dataset: file {file} not found. Pass dataset.path=/path/to/data.npz; the file "
+            "holds view_0 … view_{V-1}, labels and optionally split (see mrdd/data/npz.py)."
+        )
+    arrays = _read_arrays(file)
+    labels, names = _labels(arrays["labels"], where)
     n = len(labels)
-    counts = [a.shape[0] if a.ndim else 0 for a in raw_views]
+    counts = [a.shape[0] if a.ndim else 0 for a in arrays["views"]]
     if any(c != n for c in counts):
         raise DataError(
             f"{where}: every view needs the same number of samples as labels ({n}); got "
             + ", ".join(f"view_{i}: {c}" for i, c in enumerate(counts))
             + "."
         )
-    views = [_view_tensor(a, f"view_{i}", where) for i, a in enumerate(raw_views)]
-    if raw_names is not None:
-        if raw_names.shape != (len(names),):
-            raise DataError(
-                f"{where}: class_names has shape {raw_names.shape}, but labels hold "
-                f"{len(names)} classes."
-            )
-        names = [str(x) for x in raw_names.tolist()]
-    available = None
-    if raw_available is not None:
-        if raw_available.dtype.kind not in "biu":
-            raise DataError(
-                f"{where}: available has dtype {raw_available.dtype}; store 0/1 integers or bools."
-            )
-        available = torch.from_numpy(raw_available.astype(np.int64))
+    views = [_view_tensor(a, f"view_{i}", where) for i, a in enumerate(arrays["views"])]
     train_idx = test_idx = None
-    if raw_split is not None:
-        train_idx, test_idx = _split(raw_split, n, where)
+    if arrays["split"] is not None:
+        train_idx, test_idx = _split(arrays["split"], n, where)
     else:
         check_split_options(seed, test_fraction)
     return make_splits(
@@ -191,10 +200,10 @@ def load_npz(
         file.stem,
         seed=seed,
         test_fraction=test_fraction,
-        class_names=names,
+        class_names=_class_names(arrays["class_names"], names, where),
         train_idx=train_idx,
         test_idx=test_idx,
         standardize_vectors=bool(standardize),
-        available=available,
+        available=_available(arrays["available"], where),
         where=where,
     )

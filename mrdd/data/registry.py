@@ -2,8 +2,8 @@
 
 A loader is a function ``(**options) -> DatasetSplits``; its keyword arguments
 are the dataset's options (the fields of ``configs/dataset/<name>.yaml`` other
-than ``name``, ``best_view``, ``missing_rate`` and ``missing_seed``, which every
-dataset takes and which are handled here). Register new ones with
+than ``name`` and the options every dataset takes, :data:`mrdd.config.DATASET_OPTIONS`,
+which are handled here). Register new ones with
 :func:`register_dataset`.
 """
 
@@ -14,7 +14,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mrdd.data.base import DataError, DatasetSplits
+from mrdd.config import DATASET_OPTIONS
+from mrdd.data.base import DataError, DatasetSplits, carve_validation
 from mrdd.data.checks import check_splits
 from mrdd.data.missing import drop_views_in_splits
 
@@ -42,14 +43,17 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     """Load the dataset described by ``options`` (a dataset config: ``name`` + options).
 
     ``missing_rate`` (default 0) drops views at random from both splits, seeded by
-    ``missing_seed`` (see :mod:`mrdd.data.missing`), whatever the dataset. The splits
+    ``missing_seed`` (see :mod:`mrdd.data.missing`), whatever the dataset; then
+    ``val_fraction`` of the training samples, stratified and seeded by
+    ``val_seed``, become the validation split (:func:`mrdd.data.base.carve_validation`). The splits
     pass :func:`mrdd.data.checks.check_splits` (classes, views) whatever the loader.
     """
     options = dict(options)
     name = options.pop("name", None)
     best_view = int(options.pop("best_view", 0))
-    missing_rate = float(options.pop("missing_rate", 0.0))
-    missing_seed = int(options.pop("missing_seed", 0))
+    common = {key: options.pop(key, default) for key, default in DATASET_OPTIONS.items()}
+    missing_seed, val_seed = int(common["missing_seed"]), int(common["val_seed"])
+    missing_rate, val_fraction = float(common["missing_rate"]), float(common["val_fraction"])
     if name not in _REGISTRY:
         raise DataError(
             f"Unknown dataset {name!r}. Known datasets: {', '.join(available_datasets())}."
@@ -63,9 +67,10 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
         )
     splits = loader(**options)
     splits = drop_views_in_splits(splits, missing_rate, missing_seed)
+    splits = carve_validation(splits, val_fraction, val_seed)
     check_splits(splits, str(options.get("path") or options.get("root") or splits.name))
     settings = {**_split_options(options, accepted), "missing_rate": missing_rate}
-    settings["missing_seed"] = missing_seed
+    settings.update(missing_seed=missing_seed, val_fraction=val_fraction, val_seed=val_seed)
     return dataclasses.replace(splits, best_view=best_view, split_settings=settings)
 
 

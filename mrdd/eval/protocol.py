@@ -64,7 +64,7 @@ def evaluate_model(
     out_dir: Path,
     history: dict[str, list[dict[str, float]]] | None = None,
 ) -> dict[str, Any]:
-    """Score the codes of both splits and write the figures into ``out_dir``.
+    """Score the codes of every split and write the figures into ``out_dir``.
 
     Clustering and redundancy use ``cfg.eval.split``; the probes are fitted on train
     and scored on test. ``history`` (per-stage training records) feeds the
@@ -74,7 +74,7 @@ def evaluate_model(
     data = splits.split(ev.split)
     codes = {
         name: extract_codes(model, splits.split(name), ev.batch_size, device)
-        for name in ("train", "test")
+        for name in splits.names
     }
     reps = {name: named_representations(c.c, c.s, splits.best_view) for name, c in codes.items()}
     scores = clustering_rows(reps[ev.split], data.labels, splits.num_classes, ev, cfg.seed)

@@ -73,6 +73,31 @@ class Pivot:
         return next(iter(self.rows(i, column)), None)
 
 
+def find_score(rows: Iterable[Mapping[str, Any]], key: str) -> float:
+    """The mean of the one row that ``key`` = ``"<split>/<representation>/<metric>"`` names,
+    e.g. ``val/C+S_best/acc`` (what ``optimize_metric`` hands a Hydra sweeper)."""
+    split, representation, metric = parse_score_key(key)
+    found = [
+        row
+        for row in rows
+        if (row["split"], row["representation"], row["metric"]) == (split, representation, metric)
+    ]
+    if len(found) != 1:
+        raise ValueError(
+            f"{key!r} names {len(found)} scores of this run, not one; use "
+            "<split>/<representation>/<metric> as metrics.json's rows spell them."
+        )
+    return float(found[0]["mean"])
+
+
+def parse_score_key(key: str) -> tuple[str, str, str]:
+    """``"val/C+S_best/acc"`` → ``("val", "C+S_best", "acc")``."""
+    parts = key.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"a score is named <split>/<representation>/<metric>, got {key!r}.")
+    return parts[0], parts[1], parts[2]
+
+
 def pivot(rows: Iterable[Mapping[str, Any]], index: str, columns: Sequence[str]) -> Pivot:
     """Long rows to a wide table: one table row per value of ``row[index]``, one column per
     dotted combination of the ``columns`` fields; a cell keeps every row that falls in it

@@ -5,9 +5,10 @@ wall-clock seconds since training started, probes included, so that a run can te
 when a score was first reached) goes to TensorBoard
 (``<run_dir>/tb``, one tag per ``<stage>/<term>``) and to ``<run_dir>/progress.csv``.
 Every ``train.eval_every`` epochs the probe clusters a fixed random subsample of
-the test split once (one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best``
-in stage 2 — and adds ``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record,
-so they also land in ``history.json`` and the training-curves figure. The probe
+the validation split (of the training split if there is none; never of test) once
+(one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best`` in stage 2 — and adds
+``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record, so they also land in
+``history.json`` and the training-curves figure. The probe
 consumes no torch random numbers, so training is the same with or without it.
 A resumed run keeps the CSV rows of the epochs it does not train again.
 """
@@ -15,6 +16,7 @@ A resumed run keeps the CSV rows of the epochs it does not train again.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.representations import extract_codes, named_representations, probed
 from mrdd.models import MRDD, ConsistencyModel
 
+log = logging.getLogger("mrdd")
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -47,9 +50,21 @@ class TrainingMonitor:
         self.csv_path = Path(out_dir) / "progress.csv"
         self.writer = SummaryWriter(str(Path(out_dir) / "tb"))
         self.eval_every, seed = cfg.train.eval_every, cfg.seed
-        keep = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(seed))
+        # the probe watches validation data (training data without a validation split):
+        # what it shows may steer a researcher, so it never looks at test
+        source = splits.val if splits.val is not None else splits.train
+        keep = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))
         probe_index = keep[: cfg.eval.progress_samples].sort().values
-        self.probe = splits.test.subset(probe_index, "progress probe")
+        self.probe = source.subset(probe_index, f"progress probe ({source.name})")
+        if self.eval_every and len(self.probe) < splits.num_classes:
+            log.warning(
+                "the training-time probe is off: its %d samples (%s) are fewer than the %d "
+                "classes KMeans must find (raise eval.progress_samples or dataset.val_fraction)",
+                len(self.probe),
+                source.name,
+                splits.num_classes,
+            )
+            self.eval_every = 0
         self.num_classes, self.best_view = splits.num_classes, splits.best_view
         self.batch_size, self.device, self.seed = cfg.eval.batch_size, device, seed
         self.rows: list[dict[str, str | float]] = []

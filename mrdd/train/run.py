@@ -31,6 +31,7 @@ from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
 from mrdd.eval import evaluate_model, metrics_markdown
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
+from mrdd.train.calibrate import recalibrate_batch_norm
 from mrdd.train.checkpoint import (
     CheckpointError,
     atomic_write_json,
@@ -211,6 +212,11 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         checkpoint=checkpoint,
         on_epoch_end=ctx.monitor.callback(stage.name, stage.model) if ctx.monitor else None,
     )
+    if stage.name == "consistency" and train.calibrate_bn:  # before saving: stage 2 reads it
+        count = recalibrate_batch_norm(
+            stage.model, ctx.splits.train, ctx.cfg.eval.batch_size, ctx.device
+        )
+        log.info("stage 1: %d BatchNorm layers re-estimated on unmasked training views", count)
     if ctx.dist.is_main:
         path = ctx.out_dir / f"{model_file}.pt"
         shapes, identity = ctx.splits.view_shapes, ctx.splits.identity

@@ -34,6 +34,13 @@ def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
                 "batches drop the incomplete last one, so an epoch would have no batch. "
                 f"Set {key} to at most {n}."
             )
+    evaluated = splits.split(cfg.eval.split)
+    if len(evaluated) < splits.num_classes:
+        raise ConfigError(
+            f"eval.split={cfg.eval.split} holds {len(evaluated)} samples, fewer than the "
+            f"{splits.num_classes} classes KMeans must find; evaluate a larger split (or raise "
+            "dataset.val_fraction for eval.split=val)."
+        )
     if cfg.stage == "disentangle":
         payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
         where = str(cfg.consistency_ckpt)
