@@ -494,3 +494,12 @@ _SECTIONS = {
 
 def _section(obj: Any) -> str:
     return _SECTIONS.get(type(obj).__name__, "")
+
+
+@dataclass
+class BenchmarkRunConfig(RunConfig):
+    """``scripts/benchmark.py``'s config: a training run plus what to measure. Defined here,
+    not in the script, so that every process that unpickles a composed config (a Slurm or
+    submitit job) can import its type."""
+
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)

@@ -10,19 +10,11 @@ first (the package itself does not import Hydra).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from mrdd.config import DATASET_OPTIONS, BenchmarkConfig, RunConfig
-
-
-@dataclass
-class BenchmarkRunConfig(RunConfig):
-    """``scripts/benchmark.py``'s config: a training run plus what to measure."""
-
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+from mrdd.config import DATASET_OPTIONS, BenchmarkRunConfig, RunConfig
 
 
 def register() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_MODEL, make_views
+from helpers import TINY_MODEL, make_views, tiny_run_dict, write_image_npz
 
 from mrdd.config import RunConfig
 from mrdd.data import DatasetSplits, MultiViewData
@@ -45,3 +45,16 @@ def tiny_splits() -> DatasetSplits:
         num_classes=2,
         name="tiny",
     )
+
+
+@pytest.fixture(scope="module")
+def stage1_run(tmp_path_factory) -> Path:
+    """A finished stage-1-only run on ``data.npz`` next to it: config.json, consistency.pt,
+    consistency_state.pt."""
+    from mrdd.train import run
+
+    tmp = tmp_path_factory.mktemp("stage1")
+    write_image_npz(tmp / "data.npz")
+    cfg = tiny_run_dict(tmp / "data.npz", stage="consistency", train={"epochs": 1})
+    run(RunConfig.from_dict(cfg), tmp / "run")
+    return tmp / "run"

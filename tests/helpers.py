@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,6 +36,29 @@ def as_overrides(prefix: str, values: dict) -> list[str]:
 
 #: :data:`TINY_MODEL` for the scripts' command lines.
 TINY_MODEL_OVERRIDES = as_overrides("model", TINY_MODEL)
+
+
+def tiny_script_overrides(npz_path) -> list[str]:
+    """A one-epoch run of both stages on an ``npz`` file, as ``scripts/train.py`` overrides
+    (two evaluation runs, no figures)."""
+    return [
+        "dataset=npz",
+        f"dataset.path={npz_path}",
+        *TINY_MODEL_OVERRIDES,
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.disentangle_epochs=1",
+        "train.disentangle_batch_size=8",
+        "eval.n_seeds=2",
+        "eval.figures=false",
+        "device=cpu",
+    ]
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a run directory (its config still reads the original data file)."""
+    shutil.copytree(run_dir, tmp_path / "run")
+    return tmp_path / "run"
 
 
 def make_views(

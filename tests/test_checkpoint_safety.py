@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_views, tiny_run_dict, write_image_npz
+from helpers import copy_run, make_views, tiny_run_dict, write_image_npz
 
 import mrdd
 from mrdd.api import ViewsError
@@ -26,22 +26,6 @@ from mrdd.train import CheckpointError, check_compatible, load_checkpoint, resum
 from mrdd.train.checkpoint import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def stage1_run(tmp_path_factory) -> Path:
-    """A finished stage-1-only run on ``data.npz`` (next to the run directory)."""
-    tmp = tmp_path_factory.mktemp("stage1")
-    write_image_npz(tmp / "data.npz")
-    cfg = tiny_run_dict(tmp / "data.npz", stage="consistency", train={"epochs": 1})
-    run(RunConfig.from_dict(cfg), tmp / "run")
-    return tmp / "run"
-
-
-def _copy(stage1_run: Path, tmp_path: Path) -> Path:
-    """A copy of the run directory (its config still reads the fixture's data file)."""
-    shutil.copytree(stage1_run, tmp_path / "run")
-    return tmp_path / "run"
 
 
 def test_checkpoints_record_the_identity_of_their_data(stage1_run):
@@ -166,7 +150,7 @@ def _kill_mid_write(path: Path) -> None:
 
 
 def test_temporaries_of_killed_writes_are_removed_on_resume(stage1_run, tmp_path):
-    run_dir = _copy(stage1_run, tmp_path)
+    run_dir = copy_run(stage1_run, tmp_path)
     state = run_dir / "consistency_state.pt"
     before = state.read_bytes()
     for _ in range(3):

@@ -11,28 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TINY_MODEL_OVERRIDES, write_image_npz
+from helpers import tiny_script_overrides, write_image_npz
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the cluster extra")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tiny_overrides(npz: Path) -> list[str]:
-    return [
-        "dataset=npz",
-        f"dataset.path={npz}",
-        *TINY_MODEL_OVERRIDES,
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.disentangle_epochs=1",
-        "train.disentangle_batch_size=8",
-        "eval.n_seeds=2",
-        "eval.figures=false",
-        "eval.classifiers=[linear]",
-        "eval.regressors=[ridge]",
-        "device=cpu",
-    ]
 
 
 @pytest.mark.slow
@@ -41,7 +24,12 @@ def test_two_job_sweep_through_the_submitit_local_launcher_is_collected(tmp_path
     sweep = tmp_path / "sweep"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     train = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/launcher=local"]
-    args = [*_tiny_overrides(tmp_path / "data.npz"), "model.club_weight=0,1"]
+    args = [
+        *tiny_script_overrides(tmp_path / "data.npz"),
+        "eval.classifiers=[linear]",
+        "eval.regressors=[ridge]",
+        "model.club_weight=0,1",
+    ]
     result = subprocess.run(
         [*train, *args, f"hydra.sweep.dir={sweep}"],
         cwd=tmp_path,

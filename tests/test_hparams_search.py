@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY_MODEL_OVERRIDES, write_image_npz
+from helpers import tiny_script_overrides, write_image_npz
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.eval.tables import find_score, score_row
@@ -51,19 +51,10 @@ def test_two_optuna_trials_return_their_validation_scores(tmp_path):
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=2",
         f"hydra.sweep.dir={sweep}",
-        "dataset=npz",
-        f"dataset.path={tmp_path / 'data.npz'}",
+        *tiny_script_overrides(tmp_path / "data.npz"),
         "dataset.val_fraction=0.25",
-        *TINY_MODEL_OVERRIDES,
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.disentangle_epochs=1",
-        "train.disentangle_batch_size=8",
-        "eval.n_seeds=2",
-        "eval.figures=false",
         "eval.classifiers=[]",
         "eval.regressors=[]",
-        "device=cpu",
     ]
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args],

@@ -8,13 +8,12 @@ import copy
 import itertools
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import make_views, run_train_script, tiny_run_dict, write_image_npz
+from helpers import copy_run, make_views, run_train_script, tiny_run_dict, write_image_npz
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import BatchLoader, DataError, MultiViewData
@@ -299,21 +298,6 @@ def test_an_epoch_of_only_faulty_steps_stops_even_when_skipping(tiny_config):
 # --- damaged and foreign checkpoints ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stage1_run(tmp_path_factory) -> Path:
-    """A finished stage-1-only run: config.json, consistency.pt, consistency_state.pt."""
-    tmp = tmp_path_factory.mktemp("stage1")
-    write_image_npz(tmp / "data.npz")
-    cfg = tiny_run_dict(tmp / "data.npz", stage="consistency", train={"epochs": 1})
-    run(RunConfig.from_dict(cfg), tmp / "run")
-    return tmp / "run"
-
-
-def _copy_run(stage1_run: Path, tmp_path: Path) -> Path:
-    shutil.copytree(stage1_run, tmp_path / "run")
-    return tmp_path / "run"
-
-
 def _stage2_config(tmp_path: Path, ckpt: Path, **sections) -> RunConfig:
     write_image_npz(tmp_path / "data.npz")
     return RunConfig.from_dict(
@@ -335,7 +319,7 @@ def _stage2_config(tmp_path: Path, ckpt: Path, **sections) -> RunConfig:
 def test_damaged_stage1_checkpoint_is_refused_before_training(
     stage1_run, tmp_path, damage, message
 ):
-    ckpt = _copy_run(stage1_run, tmp_path) / "consistency.pt"
+    ckpt = copy_run(stage1_run, tmp_path) / "consistency.pt"
     ckpt.write_bytes(damage(ckpt.read_bytes()))
     out = tmp_path / "stage2"
     with pytest.raises(CheckpointError, match=message):
@@ -344,7 +328,7 @@ def test_damaged_stage1_checkpoint_is_refused_before_training(
 
 
 def test_damaged_resume_state_is_refused_by_name(stage1_run, tmp_path):
-    run_dir = _copy_run(stage1_run, tmp_path)
+    run_dir = copy_run(stage1_run, tmp_path)
     state = run_dir / "consistency_state.pt"
     state.write_bytes(state.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"consistency_state.pt could not be read"):
@@ -362,7 +346,7 @@ def test_checkpoints_load_weights_only(tmp_path):
 
 
 def test_stage1_checkpoint_from_other_settings_is_refused_naming_them(stage1_run, tmp_path):
-    ckpt = _copy_run(stage1_run, tmp_path) / "consistency.pt"
+    ckpt = copy_run(stage1_run, tmp_path) / "consistency.pt"
     cfg = _stage2_config(tmp_path, ckpt, model={"c_dim": 5, "v_dim": 4})
     with pytest.raises(CheckpointError) as raised:
         run(cfg, tmp_path / "stage2")
@@ -373,7 +357,7 @@ def test_stage1_checkpoint_from_other_settings_is_refused_naming_them(stage1_run
 
 
 def test_stage1_checkpoint_of_other_views_is_refused(stage1_run, tmp_path):
-    ckpt = _copy_run(stage1_run, tmp_path) / "consistency.pt"
+    ckpt = copy_run(stage1_run, tmp_path) / "consistency.pt"
     cfg = _stage2_config(tmp_path, ckpt)
     write_image_npz(tmp_path / "data.npz", view_1=np.random.rand(48, 1, 16, 16).astype(np.float32))
     with pytest.raises(
@@ -383,7 +367,7 @@ def test_stage1_checkpoint_of_other_views_is_refused(stage1_run, tmp_path):
 
 
 def test_resume_state_of_other_settings_is_refused_naming_them(stage1_run, tmp_path):
-    run_dir = _copy_run(stage1_run, tmp_path)
+    run_dir = copy_run(stage1_run, tmp_path)
     config = json.loads((run_dir / "config.json").read_text())
     config["train"]["lr"] = 0.01
     (run_dir / "config.json").write_text(json.dumps(config))
