@@ -96,3 +96,24 @@ def test_a_run_with_calibrate_bn_saves_the_recalibrated_stage_1(tmp_path):
         if k.endswith("running_var") and not torch.equal(saved[k], state["state_dict"][k])
     ]
     assert moved  # the state file kept the masked-input statistics
+
+
+def test_measure_calibration_script_scores_the_same_weights_twice(stage1_run, capsys, tmp_path):
+    import json
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "measure_calibration.py"
+    main = runpy.run_path(str(script))["main"]
+    out = tmp_path / "calibration.json"
+    assert main([str(stage1_run), "--split", "val", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "C clustering on the val split" in printed and "mean ± std (1 runs)" in printed
+    row = json.loads(out.read_text())["runs"][str(stage1_run)]
+    assert set(row) == {
+        "as trained acc",
+        "as trained nmi",
+        "re-calibrated acc",
+        "re-calibrated nmi",
+    }
+    assert all(0.0 <= v <= 1.0 for v in row.values())
