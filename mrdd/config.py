@@ -128,8 +128,8 @@ class TrainConfig:
     mask_ratio: float = 0.7  # stage 1: fraction of patches zeroed per sample and view
     mask_patch_size: int = 2  # stage 1: side of the masked square patches (pixels)
     # after stage 1, re-estimate its BatchNorm statistics on unmasked training views
-    # (mrdd/train/calibrate.py); off until measured on val (issue #12)
-    calibrate_bn: bool = False
+    # (mrdd/train/calibrate.py; chosen on val, README "Stage-1 statistics")
+    calibrate_bn: bool = True
     grad_clip: float | None = None  # max global gradient norm (null: no clipping)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool = True  # NHWC conv weights and activations (faster on CPU and GPU)
