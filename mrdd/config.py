@@ -175,12 +175,19 @@ class TrainConfig:
         return self.disentangle_batch_size or self.batch_size
 
 
+#: The splits a dataset can have (``val`` only with ``dataset.val_fraction`` > 0).
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class EvalConfig:
     """Evaluation of the learned codes (DESIGN.md section 3) and the run's figures.
     Classifiers are always fitted on the train split and scored on the test split."""
 
     split: str = "test"  # split clustered and whose redundancy is measured: test | val | train
+    # further splits clustered (clustering only), so that a run reports the val scores
+    # that choices read next to the test scores it reports; one the dataset lacks is skipped
+    also_cluster: list[str] = field(default_factory=lambda: ["val"])
     # R: repetitions behind every mean ± std (KMeans seeds, each n_init=10; classifier
     # training subsamples; held-out splits of the redundancy regressors)
     n_seeds: int = 10
@@ -196,7 +203,8 @@ class EvalConfig:
         # Imported here: mrdd.eval imports the models, which import this module.
         from mrdd.eval.metrics import CLASSIFIERS, REGRESSORS
 
-        _choice(self, "split", ("train", "val", "test"))
+        _choice(self, "split", SPLITS)
+        _subset(self, "also_cluster", SPLITS)
         _positive(self, "n_seeds", "batch_size", "num_figure_samples", "progress_samples")
         if self.embedding_samples < 2:
             raise ConfigError(
@@ -273,8 +281,8 @@ class RunConfig:
             )
 
     def _check_optimize_metric(self) -> None:
-        """A searched setting is chosen on validation data, so the score must be one of the
-        split the evaluation clusters (``eval.split``), and that split must not be test."""
+        """A searched setting is chosen on validation data, so the score must be one of a
+        split the evaluation clusters (``eval.split`` or ``eval.also_cluster``), not test."""
         if self.optimize_metric is None:
             return
         parts = self.optimize_metric.split("/")
@@ -286,12 +294,19 @@ class RunConfig:
         if parts[0] == "test":
             raise ConfigError(
                 f"optimize_metric={self.optimize_metric} would choose settings on the test split; "
-                "choose on validation: val/<representation>/<metric> with eval.split=val."
+                "choose on validation: val/<representation>/<metric> (the val split is clustered "
+                "by default, eval.also_cluster)."
             )
-        if parts[0] != self.eval.split:
+        if parts[0] == "val" and float({**DATASET_OPTIONS, **self.dataset}["val_fraction"]) == 0:
+            raise ConfigError(
+                f"optimize_metric={self.optimize_metric} reads the val split, but "
+                "dataset.val_fraction=0 gives none; set dataset.val_fraction > 0 (e.g. 0.1)."
+            )
+        if parts[0] not in (self.eval.split, *self.eval.also_cluster):
             raise ConfigError(
                 f"optimize_metric={self.optimize_metric} reads the {parts[0]} split, but the "
-                f"evaluation scores eval.split={self.eval.split}; set eval.split={parts[0]}."
+                f"evaluation scores eval.split={self.eval.split} and eval.also_cluster="
+                f"{self.eval.also_cluster}; add {parts[0]} to eval.also_cluster."
             )
 
     def _check_seeds(self) -> None:

@@ -4,8 +4,10 @@ python scripts/collect.py multirun/2026-11-24/10-00-00
 python scripts/collect.py outputs/a outputs/b --out results/ablation --metrics 'clustering.*.acc'
 
 Runs are grouped by the config values that differ between them; the seed is
-averaged over (--average-over changes that). Writes <out>.md and <out>.csv
-(default: results.md / results.csv in the first path) and prints the Markdown.
+averaged over (--average-over changes that). The scores of one split are tabled
+(--split, default test; runs also cluster val, the split to choose on). Writes
+<out>.md and <out>.csv (default: results.md / results.csv in the first path) and
+prints the Markdown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mrdd.config import SPLITS
 from mrdd.eval.collect import DEFAULT_COLUMNS, collect
 
 
@@ -30,10 +33,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--average-over", nargs="+", default=["seed"], help="config keys averaged over"
     )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=SPLITS,
+        help="the split whose scores are tabled (choose on val, report test)",
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(args.paths[0]) / "results"
     try:
-        print(collect(args.paths, out, args.metrics, args.average_over))
+        print(collect(args.paths, out, args.metrics, args.average_over, args.split))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

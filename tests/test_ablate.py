@@ -50,11 +50,16 @@ def test_every_swept_value_composes_to_a_valid_config(name):
 
 
 def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
+    """A run whose val scores are its test scores minus 0.1 (ACC) and 0.05 (R²)."""
     path.mkdir(parents=True)
     config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed}
     scores = [
-        score_row("clustering", "C+S_best", "acc", "test", [acc]),
-        score_row("redundancy", "S_0", "r2_C_ridge", "test", [r2]),
+        row
+        for split, shift in (("test", 0.0), ("val", 0.1))
+        for row in (
+            score_row("clustering", "C+S_best", "acc", split, [acc - shift]),
+            score_row("redundancy", "S_0", "r2_C_ridge", split, [r2 - shift / 2]),
+        )
     ]
     (path / "config.json").write_text(json.dumps(config))
     (path / "metrics.json").write_text(json.dumps({"scores": scores}))
@@ -65,18 +70,31 @@ def test_ablation_table_from_fake_runs(tmp_path):
     for i, run in enumerate(runs):
         _fake_run(tmp_path / "sweep" / str(i), *run)
     markdown = ablate("club_weight", [tmp_path / "sweep"], tmp_path / "docs")
-    lines = [
-        line for line in markdown.splitlines() if line.startswith("| 0") or line.startswith("| 10")
-    ]
+    lines = [line for line in markdown.splitlines() if line.startswith(("| 0", "| 10", "**"))]
     assert lines == [
+        "**val split**",  # the verdict's split first, then test beside it
+        "| 0.0 | 2 | 60.00 ± 10.00 | 0.550 ± 0.100 |",
+        "| 10.0 | 2 | 50.00 ± 10.00 | 0.150 ± 0.100 |",
+        "**test split**",
         "| 0.0 | 2 | 70.00 ± 10.00 | 0.600 ± 0.100 |",
         "| 10.0 | 2 | 60.00 ± 10.00 | 0.200 ± 0.100 |",
     ]
-    with (tmp_path / "docs" / "ablation_club_weight.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert [r["model.club_weight"] for r in rows] == ["0.0", "10.0"]
-    assert float(rows[1]["redundancy.S_0.r2_C_ridge mean"]) == pytest.approx(0.2)
-    assert (tmp_path / "docs" / "ablation_club_weight.png").stat().st_size > 0
+    assert (tmp_path / "docs" / "ablation_club_weight.md").read_text() == markdown
+    for split, r2 in (("val", 0.15), ("test", 0.2)):
+        with (tmp_path / "docs" / f"ablation_club_weight_{split}.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        assert [r["model.club_weight"] for r in rows] == ["0.0", "10.0"]
+        assert float(rows[1]["redundancy.S_0.r2_C_ridge mean"]) == pytest.approx(r2)
+        assert (tmp_path / "docs" / f"ablation_club_weight_{split}.png").stat().st_size > 0
+
+
+def test_an_ablation_of_runs_without_val_scores_says_how_to_get_them(tmp_path):
+    _fake_run(tmp_path / "run", 1.0, 0, 0.5, 0.1)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics["scores"] = [row for row in metrics["scores"] if row["split"] == "test"]
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=r"no scores on the val split \(it has \['test'\]\)"):
+        ablate("club_weight", [tmp_path], tmp_path / "out")
 
 
 def test_dims_ablation_draws_a_grid(tmp_path):
@@ -86,7 +104,8 @@ def test_dims_ablation_draws_a_grid(tmp_path):
         (path / "config.json").write_text(json.dumps({"model": {"c_dim": c, "v_dim": v}}))
     markdown = ablate("dims", [tmp_path], tmp_path / "out")
     assert "| 5 | 20 | 1 | 51.00 ± 0.00 |" in markdown
-    assert (tmp_path / "out" / "ablation_dims.png").stat().st_size > 0
+    assert "| 5 | 20 | 1 | 41.00 ± 0.00 |" in markdown  # val
+    assert (tmp_path / "out" / "ablation_dims_val.png").stat().st_size > 0
 
 
 def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
@@ -123,4 +142,4 @@ def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     markdown = ablate("club_weight", [tmp_path / "sweep"], tmp_path / "out")
-    assert "| 0.0 | 1 |" in markdown and "| 1.0 | 1 |" in markdown
+    assert markdown.count("| 0.0 | 1 |") == 2 and markdown.count("| 1.0 | 1 |") == 2

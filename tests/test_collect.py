@@ -114,3 +114,20 @@ def test_collect_script_picks_metrics_and_reports_missing_runs(sweep, tmp_path, 
     assert (sweep / "results.csv").is_file()
     assert main([str(tmp_path / "nothing")]) == 2
     assert "neither a directory" in capsys.readouterr().err
+
+
+def test_collect_tables_one_split_and_names_what_a_run_lacks(sweep, tmp_path, capsys):
+    """A run clusters val as well as test: the table of one split never mixes the other in."""
+    metrics_file = sweep / "0" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["scores"].append(score_row("clustering", "C", "acc", "val", [0.1]))
+    metrics_file.write_text(json.dumps(metrics))
+    test_table = collect([sweep / "0"], tmp_path / "test", ["clustering.C.acc"])
+    assert "| all | 1 | 60.00 ± 0.00 |" in test_table  # test only: 0.59 and 0.61
+    val_table = collect([sweep / "0"], tmp_path / "val", ["clustering.C.acc"], split="val")
+    assert "| all | 1 | 10.00 ± 0.00 |" in val_table
+    main = runpy.run_path("scripts/collect.py")["main"]
+    assert main([str(sweep), "--split", "val"]) == 2  # runs 1-3 have no val scores
+    err = capsys.readouterr().err
+    assert "has no scores on the val split (it has ['test'])" in err
+    assert "scripts/evaluate.py run_dir=" in err

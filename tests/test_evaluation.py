@@ -99,11 +99,11 @@ def test_training_run_writes_every_file(trained_run):
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
 
 
-def _scores(metrics: dict, task: str) -> dict[str, dict[str, dict]]:
-    """``{representation: {metric: row}}`` of one task's score rows."""
+def _scores(metrics: dict, task: str, split: str = "test") -> dict[str, dict[str, dict]]:
+    """``{representation: {metric: row}}`` of one task's score rows on ``split``."""
     out: dict[str, dict[str, dict]] = {}
     for row in metrics["scores"]:
-        if row["task"] == task:
+        if (row["task"], row["split"]) == (task, split):
             assert row["metric"] not in out.setdefault(row["representation"], {})
             out[row["representation"]][row["metric"]] = row
     return out
@@ -127,13 +127,15 @@ def test_metrics_json_schema(trained_run):
         assert row["mean"] == pytest.approx(np.mean(row["values"]))
         assert row["std"] == pytest.approx(np.std(row["values"]))
 
-    clu = _scores(metrics, "clustering")
-    assert list(clu) == REPRESENTATIONS
-    for scores in clu.values():
-        assert list(scores) == ["acc", "nmi", "ari", "fscore", "purity"]
-        for key, row in scores.items():
-            assert (row["split"], row["runs"]) == ("test", N_SEEDS)
-            assert 0.0 <= row["mean"] <= 1.0 or key == "ari"
+    for split in ("test", "val"):  # eval.split, then eval.also_cluster
+        clu = _scores(metrics, "clustering", split)
+        assert list(clu) == REPRESENTATIONS
+        for scores in clu.values():
+            assert list(scores) == ["acc", "nmi", "ari", "fscore", "purity"]
+            for key, row in scores.items():
+                assert (row["split"], row["runs"]) == (split, N_SEEDS)
+                assert 0.0 <= row["mean"] <= 1.0 or key == "ari"
+    assert {row["split"] for row in metrics["scores"] if row["task"] != "clustering"} == {"test"}
 
     cls = _scores(metrics, "classification")
     assert list(cls) == REPRESENTATIONS
@@ -158,6 +160,8 @@ def test_metrics_json_schema(trained_run):
 def test_metrics_md_has_every_table_and_row(trained_run):
     text = (trained_run[0] / "metrics.md").read_text()
     assert f"## Clustering (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
+    assert f"## Clustering (val split, 4 samples; mean ± std over {N_SEEDS} runs; %)" in text
+    assert text.index("(test split, 16") < text.index("(val split, 4") < text.index("## Classif")
     assert f"## Classification (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
     assert "fitted on a stratified 90% subsample of the train split" in text
     assert (
@@ -198,6 +202,7 @@ def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
             f"run_dir={run_dir}",
             f"out_dir={tmp_path}",
             "eval.split=train",
+            "eval.also_cluster=[]",
             "eval.n_seeds=1",
             "eval.figures=false",
             "eval.classifiers=[linear]",
@@ -215,7 +220,8 @@ def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
     assert set(_scores(metrics, "classification")["C"]) == {
         "linear.accuracy", "linear.precision_macro", "linear.f1_macro",
     }  # fmt: skip
-    assert set(_scores(metrics, "redundancy")["S_0"]) == {"r2_C_ridge", "club", "r2_labels_ridge"}
+    redundancy = _scores(metrics, "redundancy", "train")["S_0"]
+    assert set(redundancy) == {"r2_C_ridge", "club", "r2_labels_ridge"}
     assert {row["runs"] for row in metrics["scores"]} == {1}
     assert metrics["figures"] == [] and not list(tmp_path.glob("*.png"))
     assert (tmp_path / "metrics.md").is_file()

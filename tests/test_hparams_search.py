@@ -33,7 +33,14 @@ def test_find_score_reads_one_row_by_split_representation_and_metric():
     ("overrides", "message"),
     [
         ({"optimize_metric": "test/C/acc"}, "would choose settings on the test split"),
-        ({"optimize_metric": "val/C/acc"}, "set eval.split=val"),
+        ({"optimize_metric": "val/C/acc", "eval": {"also_cluster": []}}, "add val to eval.also"),
+        (
+            {
+                "optimize_metric": "val/C/acc",
+                "dataset": {"name": "edge_mnist_5k", "val_fraction": 0},
+            },
+            "dataset.val_fraction=0 gives none",
+        ),
         ({"optimize_metric": "val-C-acc", "eval": {"split": "val"}}, "<split>/<representation>"),
     ],
 )

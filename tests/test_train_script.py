@@ -55,9 +55,11 @@ def test_default_run_writes_every_file(trained_run):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     scores = metrics["scores"]
     acc = [row for row in scores if (row["task"], row["metric"]) == ("clustering", "acc")]
-    assert {(row["split"], row["runs"]) for row in acc} == {("test", 2)}
-    assert metrics["splits"]["test"] == 1000
-    assert {row["representation"] for row in acc} == {"C", "S_0", "S_1", "C+S_best", "C+S_all"}
+    assert {(row["split"], row["runs"]) for row in acc} == {("test", 2), ("val", 2)}
+    assert (metrics["splits"]["test"], metrics["splits"]["val"]) == (1000, 400)
+    for split in ("test", "val"):
+        names = [row["representation"] for row in acc if row["split"] == split]
+        assert names == ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
     for row in acc:
         assert 0.0 <= row["mean"] <= 1.0 and len(row["values"]) == 2
     assert "stage 1 (consistency)" in (trained_run / "train.log").read_text()

@@ -73,3 +73,17 @@ def test_the_training_probe_watches_validation_data_never_test(tmp_path, tiny_co
     val_rows = {tuple(x.flatten().tolist()) for x in splits.val.views[0]}
     assert all(tuple(x.flatten().tolist()) in val_rows for x in monitor.probe.views[0])
     assert "val" in monitor.probe.name
+
+
+def test_every_clustered_split_must_hold_a_sample_per_class(tiny_config):
+    """The val split is clustered too (eval.also_cluster): too small for KMeans is refused
+    before training, with the way out, and dropping it from also_cluster accepts it."""
+    from mrdd.train.validate import validate_against_data
+
+    splits = carve_validation(_splits(), 0.025, 0)  # 1 val sample, 2 classes
+    with pytest.raises(ConfigError, match="val split .eval.also_cluster. holds 1 samples.*remove"):
+        validate_against_data(tiny_config, splits)
+    validate_against_data(tiny_config.with_overrides({"eval": {"also_cluster": []}}), splits)
+    evaluated = tiny_config.with_overrides({"eval": {"split": "val"}})
+    with pytest.raises(ConfigError, match="eval.split=val holds 1 samples.*evaluate a larger"):
+        validate_against_data(evaluated, splits)

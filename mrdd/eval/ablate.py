@@ -4,7 +4,8 @@ Each sweep of ``configs/sweep/`` varies one or two config keys over several seed
 :func:`ablate` groups its runs by the swept values (averaging over ``seed``, as
 :mod:`mrdd.eval.collect` does), and writes ``ablation_<name>.md`` / ``.csv`` (mean ±
 std over seeds of each run's own mean over its R repetitions) and ``ablation_<name>.png``:
-the scores against the swept value, or a heat map for a two-key grid.
+the scores against the swept value, or a heat map for a two-key grid. Each split gets
+its own table, CSV and plot (:data:`REPORTED_SPLITS`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from mrdd.eval.collect import (  # noqa: E402
     find_runs,
     group_summary,
     groups_table,
+    on_split,
     results_markdown,
     select_columns,
     write_results_csv,
 )
+
+#: The splits an ablation tables: its verdict is read on val, test is reported beside it.
+REPORTED_SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
     return [groups[k] for k in sorted(groups, key=lambda values: tuple(map(float, values)))]
 
 
-def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: Path) -> None:
+def _plot_line(
+    groups: Sequence[Group], key: str, scores: Sequence[str], path: Path, split: str
+) -> None:
     table = groups_table(groups)
     x = np.array([float(g.setting[key]) for g in groups])
     clustering = [s for s in scores if not s.startswith("redundancy.")]
@@ -91,14 +98,16 @@ def _plot_line(groups: Sequence[Group], key: str, scores: Sequence[str], path: P
             std = [scale * summaries[i]["std"] for i in keep]
             ax.errorbar(x[keep], mean, yerr=std, marker="o", capsize=3, label=name)
         if names:
-            ax.set(xlabel=key, ylabel=label)
+            ax.set(xlabel=key, ylabel=label, title=f"{split} split")
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _plot_grid(groups: Sequence[Group], keys: Sequence[str], score: str, path: Path) -> None:
+def _plot_grid(
+    groups: Sequence[Group], keys: Sequence[str], score: str, path: Path, split: str
+) -> None:
     rows = sorted({float(g.setting[keys[0]]) for g in groups})
     cols = sorted({float(g.setting[keys[1]]) for g in groups})
     grid = np.full((len(rows), len(cols)), np.nan)
@@ -115,28 +124,42 @@ def _plot_grid(groups: Sequence[Group], keys: Sequence[str], score: str, path: P
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="w")
     ax.set_xticks(range(len(cols)), [f"{c:g}" for c in cols])
     ax.set_yticks(range(len(rows)), [f"{r:g}" for r in rows])
-    ax.set(xlabel=keys[1], ylabel=keys[0], title=f"{score} (%)")
+    ax.set(xlabel=keys[1], ylabel=keys[0], title=f"{score} (%), {split} split")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def ablate(name: str, paths: Iterable[str | Path], out_dir: str | Path) -> str:
-    """Write ``ablation_<name>.md/.csv/.png`` into ``out_dir`` for the runs under ``paths``;
-    return the Markdown table."""
+def ablate(
+    name: str,
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    splits: Sequence[str] = REPORTED_SPLITS,
+) -> str:
+    """Write ``ablation_<name>.md`` and, per split, ``ablation_<name>_<split>.csv/.png`` into
+    ``out_dir`` for the runs under ``paths``; return the Markdown.
+
+    Every split of ``splits`` gets its own table: the verdict is read on ``val`` (the
+    runs' ``eval.also_cluster``), ``test`` is reported beside it and never chosen on.
+    """
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}.")
     spec = ABLATIONS[name]
-    groups = group_by(find_runs(paths), spec.keys)
-    out = Path(out_dir) / f"ablation_{name}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    markdown = f"{spec.question}\n\n" + results_markdown(groups, spec.scores)
-    out.with_suffix(".md").write_text(markdown)
-    write_results_csv(groups, out.with_suffix(".csv"))
-    scores = select_columns(groups_table(groups), spec.scores)
-    if len(spec.keys) == 1:
-        _plot_line(groups, spec.keys[0], scores, out.with_suffix(".png"))
-    else:
-        _plot_grid(groups, spec.keys, scores[0], out.with_suffix(".png"))
+    runs = find_runs(paths)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [spec.question]
+    for split in splits:
+        groups = group_by(on_split(runs, split), spec.keys)
+        sections += [f"**{split} split**", results_markdown(groups, spec.scores)]
+        stem = out / f"ablation_{name}_{split}"
+        write_results_csv(groups, stem.with_suffix(".csv"))
+        scores = select_columns(groups_table(groups), spec.scores)
+        if len(spec.keys) == 1:
+            _plot_line(groups, spec.keys[0], scores, stem.with_suffix(".png"), split)
+        else:
+            _plot_grid(groups, spec.keys, scores[0], stem.with_suffix(".png"), split)
+    markdown = "\n\n".join(sections)
+    (out / f"ablation_{name}.md").write_text(markdown)
     return markdown

@@ -117,6 +117,24 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
+def on_split(runs: Sequence[Run], split: str) -> list[Run]:
+    """The runs with only their scores on ``split``, so that no table cell mixes splits
+    (a run clusters ``eval.split`` and ``eval.also_cluster``; its probes score test)."""
+    selected = [
+        Run(run.path, run.config, [row for row in run.scores if row["split"] == split])
+        for run in runs
+    ]
+    lacking = [run for run, kept in zip(runs, selected, strict=True) if not kept.scores]
+    if lacking:
+        has = sorted({r["split"] for r in lacking[0].scores})
+        raise ValueError(
+            f"{lacking[0].path} has no scores on the {split} split (it has {has}); choose "
+            f"another split, or evaluate it there: python scripts/evaluate.py "
+            f"run_dir={lacking[0].path} eval.split={split}"
+        )
+    return selected
+
+
 def group_runs(runs: Sequence[Run], average_over: Sequence[str] = ("seed",)) -> list[Group]:
     """Group runs by the config keys whose values differ between them (but ``average_over``)."""
     keys = sorted({k for run in runs for k in run.config})
@@ -206,9 +224,11 @@ def collect(
     out: str | Path,
     patterns: Sequence[str] = DEFAULT_COLUMNS,
     average_over: Sequence[str] = ("seed",),
+    split: str = "test",
 ) -> str:
-    """Write ``<out>.md`` and ``<out>.csv`` for the runs under ``paths``; return the Markdown."""
-    groups = group_runs(find_runs(paths), average_over)
+    """Write ``<out>.md`` and ``<out>.csv`` for the runs' scores on ``split`` (runs under
+    ``paths``); return the Markdown."""
+    groups = group_runs(on_split(find_runs(paths), split), average_over)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     markdown = results_markdown(groups, patterns)

@@ -66,9 +66,11 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Score the codes of every split and write the figures into ``out_dir``.
 
-    Clustering and redundancy use ``cfg.eval.split``; the probes are fitted on train
-    and scored on test. ``history`` (per-stage training records) feeds the
-    training-curves figure. Returns the metrics dict (schema: README, "Evaluation").
+    Clustering and redundancy use ``cfg.eval.split``, and the splits of
+    ``cfg.eval.also_cluster`` that the dataset has are clustered too (every row names its
+    split); the probes are fitted on train and scored on test. ``history`` (per-stage
+    training records) feeds the training-curves figure. Returns the metrics dict (schema:
+    README, "Evaluation").
     """
     ev = cfg.eval
     data = splits.split(ev.split)
@@ -77,7 +79,13 @@ def evaluate_model(
         for name in splits.names
     }
     reps = {name: named_representations(c.c, c.s, splits.best_view) for name, c in codes.items()}
-    scores = clustering_rows(reps[ev.split], data.labels, splits.num_classes, ev, cfg.seed)
+    scores = [
+        row
+        for name in clustered_splits(ev, splits.names)
+        for row in clustering_rows(
+            reps[name], splits.split(name).labels, splits.num_classes, name, ev, cfg.seed
+        )
+    ]
     if ev.classifiers:
         scores += classification_rows(reps, splits, ev, cfg.seed)
     skipped = {}
@@ -108,20 +116,31 @@ def evaluate_model(
     }
 
 
+def clustered_splits(ev: EvalConfig, available: Sequence[str]) -> list[str]:
+    """``ev.split``, then each split of ``ev.also_cluster`` that the dataset has (a missing
+    one, e.g. ``val`` with ``dataset.val_fraction=0``, is skipped with a log line)."""
+    extra = [name for name in ev.also_cluster if name != ev.split]
+    for name in extra:
+        if name not in available:
+            log.info("eval.also_cluster: the dataset has no %s split; not clustered", name)
+    return [ev.split, *(name for name in extra if name in available)]
+
+
 def clustering_rows(
     representations: Mapping[str, Tensor],
     labels: Tensor,
     num_classes: int,
+    split: str,
     ev: EvalConfig,
     seed: int,
 ) -> list[ScoreRow]:
     """KMeans scores (acc, nmi, ari, fscore, purity; ``ev.n_seeds`` seeds from ``seed``)
-    of every representation of the ``ev.split`` split."""
+    of every representation of ``split`` (``labels`` are that split's)."""
     rows = []
     for name, features in representations.items():
         scores = evaluate_clustering(features, labels, num_classes, ev.n_seeds, seed)
         values = {metric: s["runs"] for metric, s in scores.items() if metric != "n_runs"}
-        rows += _logged_rows("clustering", name, ev.split, values)
+        rows += _logged_rows("clustering", name, split, values)
     return rows
 
 

@@ -137,33 +137,42 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def metrics_markdown(metrics: Mapping[str, Any]) -> str:
-    """``metrics.md``: per task, its split, sample count, runs and method, then a table of
-    representations × metrics (clustering and classification in %, redundancy as R²/nats)."""
+    """``metrics.md``: per task and split (``eval.split`` first), its sample count, runs and
+    method, then a table of representations × metrics (clustering and classification in %,
+    redundancy as R²/nats)."""
     parts = [
         f"# Evaluation of {metrics['dataset']} ({metrics['model']} model, "
         f"stage {metrics['stage']}, seed {metrics['seed']})"
     ]
+    sections = pivot(metrics["scores"], "task", ["split"])
     for task, unit in UNITS.items():
-        rows = [row for row in metrics["scores"] if row["task"] == task]
-        if not rows:
-            continue
-        table = pivot(rows, "representation", ["metric"])
-        parts += [
-            f"## {task.capitalize()} ({_provenance(rows, metrics['splits'])}; {unit})",
-            metrics["methods"][task],
-            markdown_table(
-                ["representation", *table.columns],
-                [
-                    [name, *(score_text(table.only(name, c), task) for c in table.columns)]
-                    for name in table.index
-                ],
-            ),
-            *(
-                f"Skipped: {what} ({reason})."
-                for what, reason in metrics["skipped"].get(task, {}).items()
-            ),
-        ]
+        for split in sections.columns:
+            rows = sections.rows(task, split)
+            if rows:
+                parts += _task_section(task, unit, rows, metrics)
     return "\n\n".join(parts) + "\n"
+
+
+def _task_section(
+    task: str, unit: str, rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]
+) -> list[str]:
+    """The heading, method, table and skip notes of one task on one split."""
+    table = pivot(rows, "representation", ["metric"])
+    return [
+        f"## {task.capitalize()} ({_provenance(rows, metrics['splits'])}; {unit})",
+        metrics["methods"][task],
+        markdown_table(
+            ["representation", *table.columns],
+            [
+                [name, *(score_text(table.only(name, c), task) for c in table.columns)]
+                for name in table.index
+            ],
+        ),
+        *(
+            f"Skipped: {what} ({reason})."
+            for what, reason in metrics["skipped"].get(task, {}).items()
+        ),
+    ]
 
 
 def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int]) -> str:

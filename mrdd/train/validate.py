@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DatasetSplits
+from mrdd.eval.protocol import clustered_splits
 from mrdd.train.checkpoint import check_compatible, load_checkpoint
 
 
@@ -34,17 +35,25 @@ def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
                 "batches drop the incomplete last one, so an epoch would have no batch. "
                 f"Set {key} to at most {n}."
             )
-    evaluated = splits.split(cfg.eval.split)
-    if len(evaluated) < splits.num_classes:
-        raise ConfigError(
-            f"eval.split={cfg.eval.split} holds {len(evaluated)} samples, fewer than the "
-            f"{splits.num_classes} classes KMeans must find; evaluate a larger split (or raise "
-            "dataset.val_fraction for eval.split=val)."
-        )
+    for name in clustered_splits(cfg.eval, splits.names):
+        _check_clusterable(name, name == cfg.eval.split, splits)
     if cfg.stage == "disentangle":
         payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
         where = str(cfg.consistency_ckpt)
         check_compatible(payload, cfg, splits.view_shapes, where, splits.identity)
+
+
+def _check_clusterable(name: str, evaluated: bool, splits: DatasetSplits) -> None:
+    """KMeans must find ``num_classes`` clusters among the split's samples."""
+    n = len(splits.split(name))
+    if n >= splits.num_classes:
+        return
+    key = f"eval.split={name}" if evaluated else f"the {name} split (eval.also_cluster)"
+    fix = "evaluate a larger split" if evaluated else f"remove {name} from eval.also_cluster"
+    raise ConfigError(
+        f"{key} holds {n} samples, fewer than the {splits.num_classes} classes KMeans must "
+        f"find; {fix} (or raise dataset.val_fraction for the val split)."
+    )
 
 
 def _check_patch_size(patch: int, splits: DatasetSplits) -> None:
