@@ -127,6 +127,10 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear learning-rate warm-up at the start of each stage
     mask_ratio: float = 0.7  # stage 1: fraction of patches zeroed per sample and view
     mask_patch_size: int = 2  # stage 1: side of the masked square patches (pixels)
+    # stage 1: fraction of samples whose c is inferred from a random non-empty subset of
+    # their views (whole-view dropout on top of the patches; every present view is still
+    # reconstructed), so that c from some views matches c from all (missing views, #15)
+    view_dropout: float = 0.0
     # after stage 1, re-estimate its BatchNorm statistics on unmasked training views
     # (mrdd/train/calibrate.py; chosen on val, README "Stage-1 statistics")
     calibrate_bn: bool = True
@@ -158,6 +162,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"train.{name} must be positive or null, got {value}.")
+        if not 0.0 <= self.view_dropout <= 1.0:
+            raise ConfigError(
+                f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
+                f"subset of their views), got {self.view_dropout}."
+            )
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ConfigError(
                 f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), "

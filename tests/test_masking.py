@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mrdd.config import ConfigError
-from mrdd.models import mask_view, mask_views
+from mrdd.models import drop_views_per_sample, mask_view, mask_views
 
 
 def _zeroed_patches(masked: torch.Tensor, p: int) -> torch.Tensor:
@@ -58,3 +58,40 @@ def test_bad_ratio_and_patch_size_are_refused():
         mask_view(torch.rand(2, 1, 8, 8), 1.0, 2)
     with pytest.raises(ConfigError, match="does not divide"):
         mask_view(torch.rand(2, 1, 9, 9), 0.5, 2)
+
+
+def test_view_dropout_keeps_a_non_empty_subset_of_the_present_views():
+    torch.manual_seed(0)
+    weights = (torch.rand(4000, 4) < 0.8).float()
+    weights[:, 0] = 1.0  # every sample has a view
+    weights[:5] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # one present view: nothing to drop
+    kept = drop_views_per_sample(weights, 0.5)
+    assert (kept.sum(1) >= 1).all() and (kept <= weights).all()  # a subset, never empty
+    assert torch.equal(kept[:5], weights[:5])
+    changed = (kept != weights).any(1)
+    droppable = weights.sum(1) > 1
+    assert not changed[~droppable].any()
+    assert changed[droppable].float().mean().item() == pytest.approx(0.5, abs=0.03)
+    assert (kept[changed].sum(1) < weights[changed].sum(1)).all()  # a proper subset
+    full = weights.sum(1) == 4  # four present views keep 1, 2 or 3, about equally often
+    counts = torch.bincount(kept[changed & full].sum(1).long(), minlength=4)[1:]
+    assert counts.min() > 0.8 * counts.max()
+
+
+def test_view_dropout_rate_zero_is_identity_one_drops_every_two_view_sample_to_one_view():
+    weights = torch.ones(100, 2)
+    assert drop_views_per_sample(weights, 0.0) is weights
+    kept = drop_views_per_sample(weights, 1.0)
+    assert torch.equal(kept.sum(1), torch.ones(100))
+    assert 30 < kept[:, 0].sum().item() < 70  # which view is kept is random
+
+
+def test_view_dropout_is_deterministic_under_its_generator_and_refuses_bad_rates():
+    weights = torch.ones(64, 3)
+    draws = [
+        drop_views_per_sample(weights, 0.5, torch.Generator().manual_seed(s)) for s in (1, 1, 2)
+    ]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    for rate in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match=r"view dropout rate must be in \[0, 1\]"):
+            drop_views_per_sample(weights, rate)

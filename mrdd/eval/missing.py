@@ -5,6 +5,8 @@ of their views, :mod:`mrdd.data.missing`) this measures
 
 * clustering ACC of ``C`` and ``C‖S_best`` when codes come from the present views only
   (an absent view's ``s_v`` is its prior mean 0);
+* how well the present views alone recover the code of all views
+  (:func:`code_agreement` of ``c`` over the incomplete samples);
 * imputation error: the per-entry MSE of the imputed absent views against the real
   ones, next to the MSE of a mean-view baseline (the training mean of that view), for
   both imputers of :meth:`mrdd.models.MRDD.impute`: ``spec`` (stage-2 decoder with
@@ -56,6 +58,15 @@ def impute_split(
     return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
 
 
+def code_agreement(c_partial: Tensor, c_full: Tensor) -> float:
+    """``1 − E‖c_partial − c_full‖² / E‖c_full − E[c_full]‖²`` over the rows given (``N×d``):
+    1 when the present views give the code of all views, 0 when they do no better than the
+    mean code (negative when worse); an R² of ``c_full`` predicted by ``c_partial``."""
+    error = (c_partial - c_full).pow(2).sum(dim=1).mean()
+    spread = (c_full - c_full.mean(dim=0)).pow(2).sum(dim=1).mean()
+    return float(1.0 - error / spread)
+
+
 def view_classifier(train: Tensor, labels: Tensor, seed: int) -> LogisticRegression:
     """Logistic regression on flattened real views (the judge of imputed views)."""
     clf = LogisticRegression(max_iter=300, random_state=seed)
@@ -80,15 +91,19 @@ def evaluate_missing_views(
     test = splits.test
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
     means = [x.cpu().mean(dim=0) for x in splits.train.views]
+    c_full = extract_codes(trained.model, test, batch_size, device).c
     rows = []
     for rate in rates:
         data = drop_views(test, rate, seed)
         codes = extract_codes(trained.model, data, batch_size, device)
+        incomplete = ~data.available.cpu().all(dim=1)
         row: dict[str, Any] = {
             "missing_rate": rate,
             "n_test": len(data),
-            "incomplete": int((~data.available.all(dim=1)).sum()),
+            "incomplete": int(incomplete.sum()),
         }
+        if incomplete.sum() > 1:
+            row["c_agreement"] = code_agreement(codes.c[incomplete], c_full[incomplete])
         reps = headline(named_representations(codes.c, codes.s, best))
         for name, features in reps.items():
             scores = evaluate_clustering(features, data.labels, splits.num_classes, n_seeds, seed)
@@ -119,6 +134,7 @@ _COLUMNS = (
     ("missing_rate", "missing rate"),
     ("n_test", "test samples"),
     ("incomplete", "incomplete test samples"),
+    ("c_agreement", "c agreement (R²)"),
     ("acc_C", "ACC C (%)"),
     ("acc_C+S_best", "ACC C+S_best (%)"),
     ("mse_spec", "MSE imputed spec"),
@@ -139,7 +155,7 @@ def _cell(key: str, value: Any) -> str:
         return mean_std(value, scale=100)
     if key.startswith("clf_acc"):
         return f"{100 * value:.2f}"
-    if key.startswith("mse"):
+    if key.startswith("mse") or key == "c_agreement":
         return f"{value:.4f}"
     return str(value)
 

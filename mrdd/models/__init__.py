@@ -5,7 +5,7 @@ from mrdd.models.availability import view_weights, zero_absent_views
 from mrdd.models.club import CLUB, Estimators
 from mrdd.models.consistency import ConsistencyModel, ConsistencyOutput, group_views_by_shape
 from mrdd.models.gaussian import reparameterize
-from mrdd.models.masking import mask_view, mask_views, random_keep_mask
+from mrdd.models.masking import drop_views_per_sample, mask_view, mask_views, random_keep_mask
 from mrdd.models.mrdd import MRDD, Codes
 from mrdd.models.objectives import (
     club_upper_bound,
@@ -39,6 +39,7 @@ __all__ = [
     "kl_standard_normal",
     "mask_view",
     "mask_views",
+    "drop_views_per_sample",
     "random_keep_mask",
     "reparameterize",
     "squared_error",

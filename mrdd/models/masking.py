@@ -52,3 +52,29 @@ def mask_view(x: Tensor, ratio: float, patch_size: int, generator=None) -> Tenso
 def mask_views(views: list[Tensor], ratio: float, patch_size: int, generator=None) -> list[Tensor]:
     """Mask every view independently (see :func:`mask_view`)."""
     return [mask_view(x, ratio, patch_size, generator) for x in views]
+
+
+def drop_views_per_sample(weights: Tensor, rate: float, generator=None) -> Tensor:
+    """Whole-view dropout: the ``B×V`` weights with, in a fraction ``rate`` of the samples
+    (each independently), a random non-empty proper subset of the present views kept.
+
+    A dropped sample with ``m ≥ 2`` present views keeps ``k ~ U{1..m-1}`` of them, chosen
+    uniformly; a sample with one present view keeps it. Stage 1 encodes ``c`` from the kept
+    views and still reconstructs every present view, so ``c`` must be inferable from any
+    subset: the situation of a sample whose views are missing at test time.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"view dropout rate must be in [0, 1], got {rate}.")
+    if rate == 0.0:
+        return weights
+    present = weights > 0
+    n_present = present.sum(dim=1)
+    shape, device = weights.shape, weights.device
+    dropped = (torch.rand(shape[0], device=device, generator=generator) < rate) & (n_present > 1)
+    # rank the present views of each sample at random (absent ones last) and keep the k first
+    scores = torch.rand(shape, device=device, generator=generator).masked_fill(~present, 2.0)
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    u = torch.rand(shape[0], device=device, generator=generator)
+    k = 1 + (u * (n_present - 1).clamp(min=1)).long().clamp(max=shape[1] - 1)
+    keep = (ranks < k[:, None]) & present
+    return torch.where(dropped[:, None], keep.to(weights.dtype) * weights, weights)

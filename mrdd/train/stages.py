@@ -25,6 +25,7 @@ from mrdd.models import (
     SpecificOutput,
     code_moment_sums,
     consistency_loss,
+    drop_views_per_sample,
     estimator_loss,
     mask_views,
     view_model_loss,
@@ -98,7 +99,8 @@ class Stage:
 
 
 class ConsistencyStage(Stage):
-    """Stage 1 (MCP): mask every view, encode jointly, reconstruct every full view."""
+    """Stage 1 (MCP): mask every view (and, with ``train.view_dropout``, hide whole views of
+    some samples), encode jointly, reconstruct every full present view."""
 
     name = "consistency"
 
@@ -121,8 +123,9 @@ class ConsistencyStage(Stage):
         cfg = self.train_cfg
         with self.phase("mask"):
             weights = view_weights(batch.views, batch.available)
-            views = zero_absent_views(batch.views, weights)
-            masked = mask_views(views, cfg.mask_ratio, cfg.mask_patch_size)
+            views = zero_absent_views(batch.views, weights)  # the targets: every present view
+            seen = drop_views_per_sample(weights, cfg.view_dropout)  # what c is inferred from
+            masked = mask_views(zero_absent_views(views, seen), cfg.mask_ratio, cfg.mask_patch_size)
         with self.phase("forward"):
             with autocast(self.device, cfg.precision):
                 out = self.net(masked)
