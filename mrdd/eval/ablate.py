@@ -99,6 +99,9 @@ def _plot_line(
             ax.errorbar(x[keep], mean, yerr=std, marker="o", capsize=3, label=name)
         if names:
             ax.set(xlabel=key, ylabel=label, title=f"{split} split")
+            positive = x[x > 0]
+            if positive.size and x.max() / positive.min() >= 100:  # e.g. λ ∈ {0, 0.1, 1, 10}
+                ax.set_xscale("symlog", linthresh=positive.min())
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
