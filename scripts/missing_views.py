@@ -2,9 +2,11 @@
 
 python scripts/missing_views.py outputs/<run>
 python scripts/missing_views.py outputs/<run> --rates 0 0.3 0.7 --n-seeds 5 --out docs/missing_views
+python scripts/missing_views.py <run seed 0> <run seed 1> <run seed 2> --out docs/mv_default
 
-Writes <out>.md, <out>.csv and <out>.png (default out: <run>/missing_views) and prints
-the table. See mrdd/eval/missing.py for what is measured.
+Writes <out>.md, <out>.csv and <out>.png (default out: <first run>/missing_views) and
+prints the table. With several runs (training seeds of one config) every cell is the
+mean ± std across the runs. See mrdd/eval/missing.py for what is measured.
 """
 
 from __future__ import annotations
@@ -12,33 +14,49 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 import mrdd
-from mrdd.config import ConfigError
+from mrdd.config import SPLITS, ConfigError
 from mrdd.data import DataError, load_dataset
-from mrdd.eval.missing import DEFAULT_RATES, evaluate_missing_views, write_missing_views
+from mrdd.eval.missing import (
+    DEFAULT_RATES,
+    across_runs,
+    evaluate_missing_views,
+    write_missing_views,
+)
 from mrdd.train import CheckpointError
+
+
+def evaluate_run(run_dir: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The missing-view rows of one run, on its own dataset made complete again."""
+    trained = mrdd.load(run_dir, device=args.device)
+    splits = load_dataset({**trained.config.dataset, "missing_rate": 0.0})
+    return evaluate_missing_views(
+        trained, splits, args.rates, args.n_seeds, args.seed, split=args.split
+    )
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a training run directory (holds mrdd.pt)")
+    parser.add_argument("run_dirs", nargs="+", help="training run directories (hold mrdd.pt)")
     parser.add_argument("--rates", nargs="+", type=float, default=list(DEFAULT_RATES))
     parser.add_argument("--n-seeds", type=int, default=5, help="KMeans seeds per score")
     parser.add_argument("--seed", type=int, default=0, help="seed of the masks and probes")
     parser.add_argument("--out", help="output path without suffix")
+    parser.add_argument(
+        "--split", default="test", choices=SPLITS, help="val to choose, test to report"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        trained = mrdd.load(args.run_dir, device=args.device)
-        dataset = {**trained.config.dataset, "missing_rate": 0.0}
-        splits = load_dataset(dataset)
-        rows = evaluate_missing_views(trained, splits, args.rates, args.n_seeds, args.seed)
-    except (ConfigError, DataError, CheckpointError) as err:
+        per_run = [evaluate_run(run_dir, args) for run_dir in args.run_dirs]
+        rows = per_run[0] if len(per_run) == 1 else across_runs(per_run)
+    except (ConfigError, DataError, CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = args.out or f"{args.run_dir}/missing_views"
+    out = args.out or f"{args.run_dirs[0]}/missing_views"
     print(write_missing_views(rows, out))
     print(f"written: {out}.md, {out}.csv, {out}.png", file=sys.stderr)
     return 0

@@ -45,11 +45,12 @@ def test_six_vector_views_train_through_both_stages(tmp_path):
 
 
 def test_npz_with_mixed_image_and_vector_views_trains(tmp_path):
-    views, labels = mfeat_arrays(60)
+    # 200 samples: the val split carved from train must hold >= 10 samples to be clustered.
+    views, labels = mfeat_arrays(200)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(60, 8, 8), dtype=np.uint8)
+    images = rng.integers(0, 256, size=(200, 8, 8), dtype=np.uint8)
     path = tmp_path / "mine.npz"
-    np.savez(path, view_0=images, view_1=views[0], view_2=views[5], labels=labels[:60])
+    np.savez(path, view_0=images, view_1=views[0], view_2=views[5], labels=labels)
     cfg = _config({"name": "npz", "path": str(path), "best_view": 1}, 16)
     metrics = run(cfg, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -183,6 +183,13 @@ def test_impute_predicts_missing_views_better_than_the_mean():
     assert [x.shape for x in filled] == [x.shape for x in test]
     stage1 = trained.impute(test, available, source="consistency")
     assert [x.shape for x in stage1] == [x.shape for x in test]
+    assert trained.best_imputer == "specific"  # "auto": the measured best for this training
+    with_dropout = TrainedModel(
+        cfg.with_overrides({"train": {"view_dropout": 0.5}}), shapes, model, best_view=0
+    )
+    assert with_dropout.best_imputer == "consistency"
+    for auto, explicit in zip(with_dropout.impute(test, available), stage1, strict=True):
+        assert torch.equal(auto, explicit)
     for v in range(2):
         absent = ~available[:, v]
         assert torch.equal(filled[v][~absent], test[v][~absent])
@@ -231,7 +238,7 @@ def test_missing_views_evaluation_writes_table_csv_and_plot(tiny_splits, tmp_pat
     markdown = write_missing_views(rows, tmp_path / "mv")
     assert "MSE imputed cons" in markdown and markdown.count("\n") == 4
     assert (tmp_path / "mv.png").stat().st_size > 0
-    header = "missing_rate,n_test,incomplete,c_agreement,acc_C mean"
+    header = "missing_rate,split,n_test,incomplete,c_agreement,acc_C mean"
     assert (tmp_path / "mv.csv").read_text().startswith(header)
     assert "c_agreement" not in rows[0] and rows[1]["c_agreement"] <= 1.0
 
@@ -279,3 +286,26 @@ def test_view_dropout_makes_c_from_one_view_agree_with_c_from_both(seed):
             c_both, c_one = model.encode(views)[0], model.encode(views, one_view)[0]
         agreement[rate] = code_agreement(c_one, c_both)
     assert agreement[0.5] > agreement[0.0] + 0.03, agreement
+
+
+def test_missing_view_rows_of_several_runs_are_averaged_per_rate():
+    from mrdd.eval.missing import across_runs, missing_views_markdown
+
+    def rows(acc: float, mse: float) -> list[dict]:
+        return [
+            {"missing_rate": 0.0, "n_test": 10, "incomplete": 0, "acc_C": {"mean": acc}},
+            {"missing_rate": 0.5, "n_test": 10, "incomplete": 5, "acc_C": {"mean": acc - 0.1},
+             "mse_cons": mse},
+        ]  # fmt: skip
+
+    merged = across_runs([rows(0.6, 0.02), rows(0.8, 0.04)])
+    assert [(r["missing_rate"], r["runs"], r["incomplete"]) for r in merged] == [
+        (0.0, 2, 0), (0.5, 2, 5),
+    ]  # fmt: skip
+    assert merged[1]["acc_C"]["mean"] == pytest.approx(0.6)
+    assert merged[1]["acc_C"]["std"] == pytest.approx(0.1)
+    assert merged[1]["mse_cons"]["mean"] == pytest.approx(0.03)
+    text = missing_views_markdown(merged)
+    assert "| 0.5 | 2 | 10 | 5 | 60.00 ± 10.00 | 0.0300 ± 0.0100 |" in text  # no split given
+    with pytest.raises(ValueError, match="different missing rates"):
+        across_runs([rows(0.6, 0.02), rows(0.6, 0.02)[:1]])

@@ -1,7 +1,7 @@
 """How a trained run copes with missing views at test time (``scripts/missing_views.py``).
 
-For every missing rate (the fraction of test samples that lose a random proper subset
-of their views, :mod:`mrdd.data.missing`) this measures
+For every missing rate (the fraction of the split's samples — test unless asked — that
+lose a random proper subset of their views, :mod:`mrdd.data.missing`) this measures
 
 * clustering ACC of ``C`` and ``C‖S_best`` when codes come from the present views only
   (an absent view's ``s_v`` is its prior mean 0);
@@ -35,7 +35,7 @@ from torch import Tensor  # noqa: E402
 from mrdd.api import TrainedModel  # noqa: E402
 from mrdd.data import BatchLoader, DatasetSplits, MultiViewData  # noqa: E402
 from mrdd.data.missing import drop_views  # noqa: E402
-from mrdd.eval.metrics import evaluate_clustering  # noqa: E402
+from mrdd.eval.metrics import evaluate_clustering, summarize  # noqa: E402
 from mrdd.eval.representations import (  # noqa: E402
     extract_codes,
     headline,
@@ -84,11 +84,13 @@ def evaluate_missing_views(
     n_seeds: int = 5,
     seed: int = 0,
     batch_size: int = 1000,
+    split: str = "test",
 ) -> list[dict[str, Any]]:
-    """One row of scores per missing rate (see the module docstring)."""
+    """One row of scores per missing rate on ``split`` (see the module docstring; ``val``
+    to choose, e.g. between imputers, ``test`` to report)."""
     device = trained.device
     best = splits.best_view
-    test = splits.test
+    test = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
     means = [x.cpu().mean(dim=0) for x in splits.train.views]
     c_full = extract_codes(trained.model, test, batch_size, device).c
@@ -98,6 +100,7 @@ def evaluate_missing_views(
         codes = extract_codes(trained.model, data, batch_size, device)
         incomplete = ~data.available.cpu().all(dim=1)
         row: dict[str, Any] = {
+            "split": split,
             "missing_rate": rate,
             "n_test": len(data),
             "incomplete": int(incomplete.sum()),
@@ -130,10 +133,36 @@ def evaluate_missing_views(
     return rows
 
 
+def across_runs(per_run: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of several training runs (each a list of :func:`evaluate_missing_views` rows
+    at the same rates) as one row per rate: every score the mean ± std (ddof=0) across runs
+    of each run's value (its mean over KMeans seeds, for clustering), and ``runs``."""
+    rates = [[row["missing_rate"] for row in rows] for rows in per_run]
+    if any(r != rates[0] for r in rates):
+        raise ValueError(f"runs were evaluated at different missing rates: {rates}")
+    merged = []
+    for rows in zip(*per_run, strict=True):
+        row: dict[str, Any] = {"missing_rate": rows[0]["missing_rate"], "runs": len(rows)}
+        for key in rows[0]:
+            if key in ("split", "missing_rate", "n_test", "incomplete", "n_best_view_imputed"):
+                row[key] = rows[0][key]  # the same masks in every run (seeded)
+            elif all(key in r for r in rows):
+                row[key] = summarize([_value(r[key]) for r in rows])
+        merged.append(row)
+    return merged
+
+
+def _value(score: Any) -> float:
+    """A run's number: its mean over KMeans seeds for a clustering summary."""
+    return score["mean"] if isinstance(score, dict) else float(score)
+
+
 _COLUMNS = (
     ("missing_rate", "missing rate"),
-    ("n_test", "test samples"),
-    ("incomplete", "incomplete test samples"),
+    ("runs", "training runs"),
+    ("split", "split"),
+    ("n_test", "samples"),
+    ("incomplete", "incomplete samples"),
     ("c_agreement", "c agreement (R²)"),
     ("acc_C", "ACC C (%)"),
     ("acc_C+S_best", "ACC C+S_best (%)"),
@@ -152,6 +181,8 @@ def _cell(key: str, value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, dict):
+        if key.startswith("mse") or key == "c_agreement":
+            return mean_std(value, digits=4)
         return mean_std(value, scale=100)
     if key.startswith("clf_acc"):
         return f"{100 * value:.2f}"
@@ -205,14 +236,18 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
             mean = np.array([100 * row[key]["mean"] for row in rows])
             std = np.array([100 * row[key]["std"] for row in rows])
             left.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=key[4:])
-    left.set(xlabel="missing rate (test)", ylabel="clustering ACC (%)")
+    split = rows[0].get("split", "test")
+    left.set(xlabel=f"missing rate ({split})", ylabel="clustering ACC (%)")
     left.legend()
     imputed = [row for row in rows if "mse_spec" in row]
     x = [row["missing_rate"] for row in imputed]
-    right.plot(x, [row["mse_spec"] for row in imputed], marker="o", label="stage-2 decoder, s_v=0")
-    right.plot(x, [row["mse_cons"] for row in imputed], marker="^", label="stage-1 decoder")
-    right.plot(x, [row["mse_mean_view"] for row in imputed], marker="s", label="mean view")
-    right.set(xlabel="missing rate (test)", ylabel="MSE per entry")
+    for key, marker, label in (
+        ("mse_spec", "o", "stage-2 decoder, s_v=0"),
+        ("mse_cons", "^", "stage-1 decoder"),
+        ("mse_mean_view", "s", "mean view"),
+    ):
+        right.plot(x, [_value(row[key]) for row in imputed], marker=marker, label=label)
+    right.set(xlabel=f"missing rate ({split})", ylabel="MSE per entry")
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -290,13 +290,8 @@ def place_data(data: MultiViewData, device: torch.device) -> MultiViewData:
 
 def _load_splits(cfg: RunConfig, device: torch.device) -> DatasetSplits:
     splits = load_dataset(cfg.dataset)
-    log.info(
-        "dataset %s: %d train / %d test samples, views %s",
-        splits.name,
-        len(splits.train),
-        len(splits.test),
-        splits.view_shapes,
-    )
+    sizes = " / ".join(f"{len(splits.split(name))} {name}" for name in splits.names)
+    log.info("dataset %s: %s samples, views %s", splits.name, sizes, splits.view_shapes)
     validate_against_data(cfg, splits)
     splits.train = place_data(splits.train, device)
     return splits
