@@ -238,7 +238,7 @@ def test_missing_views_evaluation_writes_table_csv_and_plot(tiny_splits, tmp_pat
     markdown = write_missing_views(rows, tmp_path / "mv")
     assert "MSE imputed cons" in markdown and markdown.count("\n") == 4
     assert (tmp_path / "mv.png").stat().st_size > 0
-    header = "missing_rate,split,n_test,incomplete,c_agreement,acc_C mean"
+    header = "missing_rate,split,n_samples,incomplete,c_agreement,acc_C mean"
     assert (tmp_path / "mv.csv").read_text().startswith(header)
     assert "c_agreement" not in rows[0] and rows[1]["c_agreement"] <= 1.0
 
@@ -293,8 +293,8 @@ def test_missing_view_rows_of_several_runs_are_averaged_per_rate():
 
     def rows(acc: float, mse: float) -> list[dict]:
         return [
-            {"missing_rate": 0.0, "n_test": 10, "incomplete": 0, "acc_C": {"mean": acc}},
-            {"missing_rate": 0.5, "n_test": 10, "incomplete": 5, "acc_C": {"mean": acc - 0.1},
+            {"missing_rate": 0.0, "n_samples": 10, "incomplete": 0, "acc_C": {"mean": acc}},
+            {"missing_rate": 0.5, "n_samples": 10, "incomplete": 5, "acc_C": {"mean": acc - 0.1},
              "mse_cons": mse},
         ]  # fmt: skip
 

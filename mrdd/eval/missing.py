@@ -12,7 +12,7 @@ lose a random proper subset of their views, :mod:`mrdd.data.missing`) this measu
   both imputers of :meth:`mrdd.models.MRDD.impute`: ``spec`` (stage-2 decoder with
   ``s_v = 0``) and ``cons`` (stage-1 decoder from ``c``);
 * whether an imputed view is usable: a logistic regression fitted on the real,
-  flattened ``best_view`` of the training split is scored on the test samples whose
+  flattened ``best_view`` of the training split is scored on the split's samples whose
   ``best_view`` was imputed — on the real, the imputed and the mean view.
 """
 
@@ -90,19 +90,19 @@ def evaluate_missing_views(
     to choose, e.g. between imputers, ``test`` to report)."""
     device = trained.device
     best = splits.best_view
-    test = splits.split(split)
+    complete = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
     means = [x.cpu().mean(dim=0) for x in splits.train.views]
-    c_full = extract_codes(trained.model, test, batch_size, device).c
+    c_full = extract_codes(trained.model, complete, batch_size, device).c
     rows = []
     for rate in rates:
-        data = drop_views(test, rate, seed)
+        data = drop_views(complete, rate, seed)
         codes = extract_codes(trained.model, data, batch_size, device)
         incomplete = ~data.available.cpu().all(dim=1)
         row: dict[str, Any] = {
             "split": split,
             "missing_rate": rate,
-            "n_test": len(data),
+            "n_samples": len(data),
             "incomplete": int(incomplete.sum()),
         }
         if incomplete.sum() > 1:
@@ -113,24 +113,28 @@ def evaluate_missing_views(
             row[f"acc_{name}"] = scores["acc"]
         absent = ~data.available.cpu()
         if absent.any():
-            base = [(means[v] - test.views[v].cpu()[absent[:, v]]) for v in range(len(means))]
+            base = [(means[v] - complete.views[v].cpu()[absent[:, v]]) for v in range(len(means))]
             row["mse_mean_view"] = float(torch.cat([b.flatten() for b in base]).pow(2).mean())
             gone = absent[:, best]
             row["n_best_view_imputed"] = int(gone.sum())
-            labels, real = test.labels.cpu()[gone], test.views[best].cpu()[gone]
+            labels, real = complete.labels.cpu()[gone], complete.views[best].cpu()[gone]
             if gone.any():
                 row["clf_acc_real"] = _accuracy(clf, real, labels)
                 row["clf_acc_mean_view"] = _accuracy(clf, means[best].expand_as(real), labels)
             for source, tag in (("specific", "spec"), ("consistency", "cons")):
                 filled = impute_split(trained, data, batch_size, source)
                 errors = [
-                    (filled[v] - test.views[v].cpu())[absent[:, v]] for v in range(len(means))
+                    (filled[v] - complete.views[v].cpu())[absent[:, v]] for v in range(len(means))
                 ]
                 row[f"mse_{tag}"] = float(torch.cat([e.flatten() for e in errors]).pow(2).mean())
                 if gone.any():
                     row[f"clf_acc_{tag}"] = _accuracy(clf, filled[best][gone], labels)
         rows.append(row)
     return rows
+
+
+#: Row entries fixed by the split and the seeded masks, hence the same in every run.
+_SHARED_KEYS = ("split", "missing_rate", "n_samples", "incomplete", "n_best_view_imputed")
 
 
 def across_runs(per_run: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -144,8 +148,8 @@ def across_runs(per_run: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, A
     for rows in zip(*per_run, strict=True):
         row: dict[str, Any] = {"missing_rate": rows[0]["missing_rate"], "runs": len(rows)}
         for key in rows[0]:
-            if key in ("split", "missing_rate", "n_test", "incomplete", "n_best_view_imputed"):
-                row[key] = rows[0][key]  # the same masks in every run (seeded)
+            if key in _SHARED_KEYS:
+                row[key] = rows[0][key]
             elif all(key in r for r in rows):
                 row[key] = summarize([_value(r[key]) for r in rows])
         merged.append(row)
@@ -161,7 +165,7 @@ _COLUMNS = (
     ("missing_rate", "missing rate"),
     ("runs", "training runs"),
     ("split", "split"),
-    ("n_test", "samples"),
+    ("n_samples", "samples"),
     ("incomplete", "incomplete samples"),
     ("c_agreement", "c agreement (R²)"),
     ("acc_C", "ACC C (%)"),
@@ -180,15 +184,12 @@ _COLUMNS = (
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return "–"
+    raw = key.startswith("mse") or key == "c_agreement"  # not a fraction shown in %
     if isinstance(value, dict):
-        if key.startswith("mse") or key == "c_agreement":
-            return mean_std(value, digits=4)
-        return mean_std(value, scale=100)
+        return mean_std(value, digits=4) if raw else mean_std(value, scale=100)
     if key.startswith("clf_acc"):
         return f"{100 * value:.2f}"
-    if key.startswith("mse") or key == "c_agreement":
-        return f"{value:.4f}"
-    return str(value)
+    return f"{value:.4f}" if raw else str(value)
 
 
 def missing_views_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -236,7 +237,7 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
             mean = np.array([100 * row[key]["mean"] for row in rows])
             std = np.array([100 * row[key]["std"] for row in rows])
             left.errorbar(rates, mean, yerr=std, marker="o", capsize=3, label=key[4:])
-    split = rows[0].get("split", "test")
+    split = rows[0]["split"]
     left.set(xlabel=f"missing rate ({split})", ylabel="clustering ACC (%)")
     left.legend()
     imputed = [row for row in rows if "mse_spec" in row]
