@@ -154,12 +154,11 @@ class TrainedModel:
 
     @property
     def best_imputer(self) -> str:
-        """The decoder that imputed best on the val split (docs/missing_views.md, 3
-        training runs each, half the samples incomplete): the stage-1 decoder for a stage 1
-        trained with view dropout (MSE 0.022 against 0.031; 80% against 67% of imputed
-        digits recognised), else the stage-2 decoder with ``s_v = 0`` (0.038 against
-        0.039; 45% against 33%). Measured on the embedded digits only: pass ``source``
-        explicitly after checking your data with ``scripts/missing_views.py --split val``."""
+        """The decoder that imputed best on the val split in docs/missing_views.md (its
+        numbers live there): the stage-1 decoder for a stage 1 trained with view dropout,
+        else the stage-2 decoder with ``s_v = 0``. Measured on the embedded digits only:
+        pass ``source`` explicitly after checking your data with
+        ``scripts/missing_views.py --split val``."""
         return "consistency" if self.config.train.view_dropout > 0 else "specific"
 
     @torch.no_grad()

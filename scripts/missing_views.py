@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     try:
         per_run = [evaluate_run(run_dir, args) for run_dir in args.run_dirs]
         rows = per_run[0] if len(per_run) == 1 else across_runs(per_run)
-    except (ConfigError, DataError, CheckpointError, ValueError) as err:
+    except (ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = args.out or f"{args.run_dirs[0]}/missing_views"

@@ -309,3 +309,7 @@ def test_missing_view_rows_of_several_runs_are_averaged_per_rate():
     assert "| 0.5 | 2 | 10 | 5 | 60.00 ± 10.00 | 0.0300 ± 0.0100 |" in text  # no split given
     with pytest.raises(ValueError, match="different missing rates"):
         across_runs([rows(0.6, 0.02), rows(0.6, 0.02)[:1]])
+    other_data = rows(0.6, 0.02)
+    other_data[1]["n_samples"] = 20
+    with pytest.raises(DataError, match=r"differ in \['n_samples'\]"):
+        across_runs([rows(0.6, 0.02), other_data])

@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from mrdd.api import TrainedModel  # noqa: E402
-from mrdd.data import BatchLoader, DatasetSplits, MultiViewData  # noqa: E402
+from mrdd.data import BatchLoader, DataError, DatasetSplits, MultiViewData  # noqa: E402
 from mrdd.data.missing import drop_views  # noqa: E402
 from mrdd.eval.metrics import evaluate_clustering, summarize  # noqa: E402
 from mrdd.eval.representations import (  # noqa: E402
@@ -77,6 +77,16 @@ def _accuracy(clf: LogisticRegression, x: Tensor, labels: Tensor) -> float:
     return float((clf.predict(x.flatten(1).numpy()) == labels.numpy()).mean())
 
 
+def _mse_on_absent(predicted: Sequence[Tensor], truth: Sequence[Tensor], absent: Tensor) -> float:
+    """Squared error per entry, averaged over the entries of absent views only
+    (``absent``: N×V bool; ``predicted[v]`` and ``truth[v]``: N×…)."""
+    errors = [
+        (p - t)[absent[:, v]].flatten()
+        for v, (p, t) in enumerate(zip(predicted, truth, strict=True))
+    ]
+    return float(torch.cat(errors).pow(2).mean())
+
+
 def evaluate_missing_views(
     trained: TrainedModel,
     splits: DatasetSplits,
@@ -92,7 +102,10 @@ def evaluate_missing_views(
     best = splits.best_view
     complete = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
-    means = [x.cpu().mean(dim=0) for x in splits.train.views]
+    truth = [x.cpu() for x in complete.views]
+    mean_views = [
+        x.cpu().mean(dim=0).expand_as(t) for x, t in zip(splits.train.views, truth, strict=True)
+    ]
     c_full = extract_codes(trained.model, complete, batch_size, device).c
     rows = []
     for rate in rates:
@@ -113,20 +126,16 @@ def evaluate_missing_views(
             row[f"acc_{name}"] = scores["acc"]
         absent = ~data.available.cpu()
         if absent.any():
-            base = [(means[v] - complete.views[v].cpu()[absent[:, v]]) for v in range(len(means))]
-            row["mse_mean_view"] = float(torch.cat([b.flatten() for b in base]).pow(2).mean())
+            row["mse_mean_view"] = _mse_on_absent(mean_views, truth, absent)
             gone = absent[:, best]
             row["n_best_view_imputed"] = int(gone.sum())
-            labels, real = complete.labels.cpu()[gone], complete.views[best].cpu()[gone]
+            labels = complete.labels.cpu()[gone]
             if gone.any():
-                row["clf_acc_real"] = _accuracy(clf, real, labels)
-                row["clf_acc_mean_view"] = _accuracy(clf, means[best].expand_as(real), labels)
+                row["clf_acc_real"] = _accuracy(clf, truth[best][gone], labels)
+                row["clf_acc_mean_view"] = _accuracy(clf, mean_views[best][gone], labels)
             for source, tag in (("specific", "spec"), ("consistency", "cons")):
                 filled = impute_split(trained, data, batch_size, source)
-                errors = [
-                    (filled[v] - complete.views[v].cpu())[absent[:, v]] for v in range(len(means))
-                ]
-                row[f"mse_{tag}"] = float(torch.cat([e.flatten() for e in errors]).pow(2).mean())
+                row[f"mse_{tag}"] = _mse_on_absent(filled, truth, absent)
                 if gone.any():
                     row[f"clf_acc_{tag}"] = _accuracy(clf, filled[best][gone], labels)
         rows.append(row)
@@ -140,16 +149,26 @@ _SHARED_KEYS = ("split", "missing_rate", "n_samples", "incomplete", "n_best_view
 def across_runs(per_run: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The rows of several training runs (each a list of :func:`evaluate_missing_views` rows
     at the same rates) as one row per rate: every score the mean ± std (ddof=0) across runs
-    of each run's value (its mean over KMeans seeds, for clustering), and ``runs``."""
+    of each run's value (its mean over KMeans seeds, for clustering), and ``runs``. Runs whose
+    rates or shared entries (split, sample counts) differ were not scored on the same
+    samples, so they are refused with a :class:`~mrdd.data.DataError`."""
     rates = [[row["missing_rate"] for row in rows] for rows in per_run]
     if any(r != rates[0] for r in rates):
-        raise ValueError(f"runs were evaluated at different missing rates: {rates}")
+        raise DataError(f"runs were evaluated at different missing rates: {rates}")
     merged = []
     for rows in zip(*per_run, strict=True):
-        row: dict[str, Any] = {"missing_rate": rows[0]["missing_rate"], "runs": len(rows)}
+        shared = {key: rows[0][key] for key in _SHARED_KEYS if key in rows[0]}
+        differing = sorted({k for r in rows for k in shared if r.get(k) != shared[k]})
+        if differing:
+            raise DataError(
+                f"at missing rate {shared['missing_rate']} the runs differ in {differing}: they "
+                "were not evaluated on the same samples. Pass training runs of one config on "
+                "one dataset (and the same split)."
+            )
+        row: dict[str, Any] = {"missing_rate": shared["missing_rate"], "runs": len(rows)}
         for key in rows[0]:
-            if key in _SHARED_KEYS:
-                row[key] = rows[0][key]
+            if key in shared:
+                row[key] = shared[key]
             elif all(key in r for r in rows):
                 row[key] = summarize([_value(r[key]) for r in rows])
         merged.append(row)
