@@ -2,7 +2,7 @@
 
 Stage 1 learns a view-consistent code ``c`` by masked cross-view prediction;
 stage 2 learns one view-specific code ``s_v`` per view and distils ``c`` out of
-it with a CLUB mutual-information bound. See ``DESIGN.md`` and the README.
+it with a CLUB mutual-information bound. See docs/method.md and the README.
 """
 
 __version__ = "0.1.0"

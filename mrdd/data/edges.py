@@ -22,7 +22,7 @@ def edge_views(images: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """The two Edge-MNIST views: (digit, edge map), both resized to ``size``.
 
     Edges are computed on the original resolution, then both views are resized
-    bilinearly and clamped to [0, 1], as DESIGN.md section 4 specifies.
+    bilinearly and clamped to [0, 1], as docs/method.md ("Datasets") specifies.
     ``images`` must already be scaled to [0, 1].
     """
     edges = edge_map(images)

@@ -1,4 +1,4 @@
-"""Full Edge-MNIST and Edge-FashionMNIST (DESIGN.md section 4).
+"""Full Edge-MNIST and Edge-FashionMNIST (docs/method.md, "Datasets").
 
 View 1 is the image, view 2 its edge map (grey dilation with a 3×3 square minus the
 image, on the 28×28 original), both resized to ``image_size`` and in [0, 1]; the

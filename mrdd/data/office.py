@@ -1,5 +1,5 @@
 """Office-31 as 3-view data: the domains amazon, dslr and webcam are the views
-(DESIGN.md section 4).
+(docs/method.md, "Datasets").
 
 Layout (the standard ``domain_adaptation_images.tar.gz``, unpacked)::
 

@@ -1,6 +1,6 @@
 """Scores for learned representations: clustering, classification, redundancy.
 
-These are the numbers DESIGN.md section 3 asks every run to report. They work on
+These are the numbers docs/method.md ("Evaluation protocol") asks every run to report. They work on
 plain arrays (numpy, or torch tensors that are converted first), never on
 models, so the same code scores ``C``, ``S_v`` and their concatenations, and
 can be tested on synthetic data whose answer is known.
@@ -190,7 +190,7 @@ def evaluate_clustering(
     n_seeds: int = 10,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """KMeans clustering scores over ``n_seeds`` seeds (DESIGN.md section 3).
+    """KMeans clustering scores over ``n_seeds`` seeds (docs/method.md, "Evaluation protocol").
 
     Run ``r`` clusters the raw features with ``KMeans(k=num_classes, n_init=10,
     random_state=seed + r)``; KMeans depends on its initialisation, so one run

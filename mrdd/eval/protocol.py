@@ -1,4 +1,4 @@
-"""The evaluation protocol of a trained model: every number of DESIGN.md section 3.
+"""The evaluation protocol of a trained model: every number of docs/method.md.
 
 :func:`evaluate_model` is the one function behind both the end of training
 (:func:`mrdd.train.run`) and ``scripts/evaluate.py`` (via :func:`mrdd.evaluate`). It
@@ -70,7 +70,7 @@ def evaluate_model(
     ``cfg.eval.also_cluster`` that the dataset has are clustered too (every row names its
     split); the probes are fitted on train and scored on test. ``history`` (per-stage
     training records) feeds the training-curves figure. Returns the metrics dict (schema:
-    README, "Evaluation").
+    docs/running.md, "metrics.json").
     """
     ev = cfg.eval
     data = splits.split(ev.split)

@@ -1,7 +1,7 @@
 """The learned codes of a split, and the named representations scored from them.
 
 :func:`named_representations` is the one place that decides which representations a
-run reports (DESIGN.md section 3): the evaluation, the training probe, the figures,
+run reports (docs/method.md, "Evaluation protocol"): the evaluation, the training probe, figures,
 the missing-view study and the notebook API all take their names from it.
 """
 

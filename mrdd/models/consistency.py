@@ -4,7 +4,7 @@ All views are encoded (views of one shape share one encoder and run as one
 batched call), their features are concatenated and mapped by one linear layer to
 ``q(c | x_1..x_V)``; one decoder per view predicts the full, unmasked view from
 ``c``. Predicting every view from a code of heavily masked views forces ``c`` to
-hold what the views share (DESIGN.md section 1).
+hold what the views share (docs/method.md, "Stage 1").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Random masking of views for masked cross-view prediction (DESIGN.md section 1).
+"""Random masking of views for masked cross-view prediction (docs/method.md, "Stage 1").
 
 Images are cut into non-overlapping ``p×p`` patches and exactly
 ``floor(ratio · n_patches)`` patches per sample, chosen uniformly at random and

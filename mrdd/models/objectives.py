@@ -1,4 +1,4 @@
-"""Every objective of MRDD, one function each, with its equation (DESIGN.md sections 1-2).
+"""Every objective of MRDD, one function each, with its equation (docs/method.md, stages 1-2).
 
 Networks only produce distribution parameters; the functions here turn them into the
 losses. Notation: ``B`` samples, ``V`` views, ``x_v`` view ``v``, ``c`` the consistent
