@@ -151,9 +151,10 @@ def planted_splits() -> DatasetSplits:
     )
 
 
-def test_floors_of_a_planted_case_by_hand():
-    floors = raw_floors(planted_splits(), n_seeds=2)
-    best = floors["best_view"]
+@pytest.mark.parametrize("scaling", ["standardised", "as_loaded"])
+def test_floors_of_a_planted_case_by_hand(scaling):
+    floors = raw_floors(planted_splits(), n_seeds=2)  # train is standardised: scalings agree
+    best = floors[scaling]["best_view"]
     assert best["view"] == 0 and best["val_acc_per_view"] == [1.0, 0.5]
     assert {k: best["val"][k]["mean"] for k in ("acc", "nmi", "ari")} == {
         "acc": 1.0,
@@ -167,9 +168,29 @@ def test_floors_of_a_planted_case_by_hand():
     assert best["test"]["ari"]["mean"] == pytest.approx(-1 / 6)
     # the concatenation clusters along view 0's two features (half the within-cluster
     # variance of clustering along view 1's one): right on val, half right on test
-    assert floors["concat"]["val"]["acc"]["mean"] == 1.0
-    assert floors["concat"]["test"]["acc"]["mean"] == 0.5
-    assert floors["concat"]["val"]["acc"]["std"] == 0.0 and floors["n_seeds"] == 2
+    concat = floors[scaling]["concat"]
+    assert concat["val"]["acc"]["mean"] == 1.0 and concat["test"]["acc"]["mean"] == 0.5
+    assert concat["val"]["acc"]["std"] == 0.0 and floors["n_seeds"] == 2
+    # every candidate is perfect on val: the first one, the standardised concatenation, wins
+    assert (floors["floor"]["scaling"], floors["floor"]["kind"]) == ("standardised", "concat")
+    assert floors["floor"]["test"] == floors["standardised"]["concat"]["test"]
+
+
+def test_floor_is_the_stronger_scaling_on_val():
+    """One feature separates the classes, 20 carry tiny noise: standardising blows the
+    noise up to the signal's scale, so the unscaled views make the floor."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 2
+
+    def split(name):
+        signal = labels[:, None].float() * 10
+        noise = torch.randn(len(labels), 20, generator=g) * 1e-3
+        return MultiViewData([torch.cat([signal, noise], 1)], labels, name)
+
+    splits = DatasetSplits(split("train"), split("test"), 2, "noisy", val=split("val"))
+    floors = raw_floors(splits, n_seeds=1)
+    assert floors["standardised"]["concat"]["val"]["acc"]["mean"] < 0.9
+    assert (floors["floor"]["scaling"], floors["floor"]["val"]["acc"]["mean"]) == ("as_loaded", 1.0)
 
 
 def test_floors_need_a_val_split():
@@ -187,9 +208,10 @@ def test_script_builds_and_writes_floors(tmp_path, capsys):
     assert make_suite.main([*argv, "--n-seeds", "1"]) == 0
     entry = json.loads(report.read_text())["breast_cancer"]
     assert entry["samples"] == {"train": 410, "val": 46, "test": 113}
-    assert entry["floors"]["concat"]["test"]["acc"]["mean"] > 0.8  # the classes separate well
-    assert "| breast_cancer | concatenated views | test |" in capsys.readouterr().out
-    assert floors_markdown({"breast_cancer": entry}).count("\n") == 6
+    assert entry["floors"]["floor"]["test"]["acc"]["mean"] > 0.8  # the classes separate well
+    table = floors_markdown({"breast_cancer": entry})
+    assert table in capsys.readouterr().out and table.count("\n") == 2 + 4
+    assert "| breast_cancer | as_loaded | best view: " in table
 
 
 def test_suite_configs_compose_to_their_npz_files():

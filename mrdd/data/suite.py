@@ -101,6 +101,17 @@ def _sklearn_breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
+    groups = [list(data.feature_names[g * 10 : (g + 1) * 10]) for g in range(3)]
+    if not (
+        all(n.startswith("mean ") for n in groups[0])
+        and all(n.endswith(" error") for n in groups[1])
+        and all(n.startswith("worst ") for n in groups[2])
+    ):
+        raise DataError(
+            "breast_cancer: scikit-learn's features are no longer ordered as 10 means, 10 "
+            f"standard errors, 10 worst values ({list(data.feature_names)}); update "
+            "mrdd/data/suite.py's feature_groups."
+        )
     return data.data, data.target, [str(n) for n in data.target_names]
 
 
@@ -201,14 +212,8 @@ def descriptor_views(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray]
     return [v.astype(np.float32) for v in views]
 
 
-#: The views of ``mnist_features``, in order.
-DESCRIPTOR_VIEWS = [
-    "pix: 4×4 block means (49)",
-    "kl: PCA coefficients fitted on training rows (64)",
-    "hog: gradient-orientation histograms, 4×4 cells × 8 (128)",
-    "fourier: low-frequency |DFT| / ink (84)",
-    "profile: row and column ink (56)",
-]
+#: The views of ``mnist_features``, in order (docs/datasets_suite.md describes them).
+DESCRIPTOR_VIEWS = ["pix", "kl", "hog", "fourier", "profile"]
 
 
 def feature_groups(table: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
@@ -229,26 +234,22 @@ class Recipe:
 
 
 SUITE: dict[str, Recipe] = {
-    "mnist_edge32": Recipe(
-        "mnist", paper_edge_views, ["digit 32×32", "edge 32×32"], "the paper's views"
-    ),
-    "mnist_edge16": Recipe(
-        "mnist", small_edge_views, ["digit 16×16", "edge 16×16"], "small images"
-    ),
+    "mnist_edge32": Recipe("mnist", paper_edge_views, ["digit", "edge"], "the paper's views"),
+    "mnist_edge16": Recipe("mnist", small_edge_views, ["digit", "edge"], "small images"),
     "digits_edge16": Recipe(
-        "digits", small_edge_views, ["digit 16×16", "edge 16×16"], "small images, other digits"
+        "digits", small_edge_views, ["digit", "edge"], "small images, other digits"
     ),
     "mnist_3views": Recipe(
         "mnist",
         three_image_views,
-        ["digit 32×32", "edge 32×32", "skeleton 32×32"],
+        ["digit", "edge", "skeleton"],
         "three image views",
     ),
     "mnist_features": Recipe("mnist", descriptor_views, DESCRIPTOR_VIEWS, "vector views only"),
     "breast_cancer": Recipe(
         "breast_cancer",
         feature_groups,
-        ["mean (10)", "standard error (10)", "worst (10)"],
+        ["mean", "standard error", "worst"],
         "not digits: a table's feature groups",
     ),
 }
