@@ -9,7 +9,8 @@ Each dataset becomes <out>/<name>.npz, which trains with
 ``dataset=suite/<name>``). With --floors, every dataset is loaded back through the npz
 loader (validation carved as training carves it) and its raw-feature floors (KMeans on
 the concatenated views and on the best single view, chosen on val) are written to that
-JSON file and printed as a markdown table. See docs/datasets_suite.md.
+JSON file (datasets already there and not rebuilt are kept) and printed as a markdown
+table. See docs/datasets_suite.md.
 """
 
 from __future__ import annotations
@@ -33,25 +34,31 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def read_report(path: str) -> dict:
+    """The floors already in ``path`` (none if it does not exist yet)."""
+    file = Path(path)
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    report = {}
+    report = read_report(args.floors) if args.floors else {}
     try:
         for name in args.only or list(SUITE):
             data = build(name)
             path = write(data, args.out)
             splits = load_dataset({"name": "npz", "path": str(path)})
-            report[name] = describe(data, splits)
-            print(f"{path}: {report[name]['samples']}", flush=True)
-            if args.floors:
-                report[name]["floors"] = raw_floors(splits, args.n_seeds)
+            entry = describe(data, splits)
+            print(f"{path}: {entry['samples']}", flush=True)
+            if args.floors:  # written after every dataset: a long run keeps what it did
+                report[name] = {**entry, "floors": raw_floors(splits, args.n_seeds)}
+                Path(args.floors).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.floors).write_text(json.dumps(report, indent=1) + "\n")
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.floors:
-        Path(args.floors).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.floors).write_text(json.dumps(report, indent=1) + "\n")
-        print(floors_markdown(report))
+        print(floors_markdown({name: report[name] for name in SUITE if name in report}))
     return 0
 
 

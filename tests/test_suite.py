@@ -212,6 +212,11 @@ def test_script_builds_and_writes_floors(tmp_path, capsys):
     table = floors_markdown({"breast_cancer": entry})
     assert table in capsys.readouterr().out and table.count("\n") == 2 + 4
     assert "| breast_cancer | as_loaded | best view: " in table
+    kept = {**json.loads(report.read_text()), "digits_edge16": entry}  # as if built before
+    report.write_text(json.dumps(kept))
+    assert make_suite.main([*argv, "--n-seeds", "1"]) == 0  # rebuilds breast_cancer only
+    assert json.loads(report.read_text()).keys() == {"breast_cancer", "digits_edge16"}
+    assert "| digits_edge16 | standardised | concatenated |" in capsys.readouterr().out
 
 
 def test_suite_configs_compose_to_their_npz_files():
