@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mrdd.data import DataError, load_dataset
 from mrdd.data.suite import SUITE, build, describe, write
-from mrdd.eval.floors import floors_markdown, raw_floors
+from mrdd.eval.floors import floor_summary_markdown, floors_markdown, raw_floors
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -52,13 +52,15 @@ def main(argv: list[str]) -> int:
             print(f"{path}: {entry['samples']}", flush=True)
             if args.floors:  # written after every dataset: a long run keeps what it did
                 report[name] = {**entry, "floors": raw_floors(splits, args.n_seeds)}
+                report = {n: report[n] for n in SUITE if n in report}  # in the suite's order
                 Path(args.floors).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.floors).write_text(json.dumps(report, indent=1) + "\n")
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.floors:
-        print(floors_markdown({name: report[name] for name in SUITE if name in report}))
+        print(floor_summary_markdown(report))
+        print(floors_markdown(report))
     return 0
 
 

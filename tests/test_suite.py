@@ -23,7 +23,7 @@ from mrdd.data.suite import (
     split_mask,
     write,
 )
-from mrdd.eval.floors import floors_markdown, raw_floors
+from mrdd.eval.floors import floor_summary_markdown, floors_markdown, raw_floors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,6 +212,9 @@ def test_script_builds_and_writes_floors(tmp_path, capsys):
     table = floors_markdown({"breast_cancer": entry})
     assert table in capsys.readouterr().out and table.count("\n") == 2 + 4
     assert "| breast_cancer | as_loaded | best view: " in table
+    summary = floor_summary_markdown({"breast_cancer": entry})
+    floor = entry["floors"]["floor"]
+    assert f"| breast_cancer | {floor['scaling']}, " in summary and summary.count("\n") == 3
     kept = {**json.loads(report.read_text()), "digits_edge16": entry}  # as if built before
     report.write_text(json.dumps(kept))
     assert make_suite.main([*argv, "--n-seeds", "1"]) == 0  # rebuilds breast_cancer only

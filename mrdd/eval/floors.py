@@ -129,3 +129,20 @@ def floors_markdown(datasets: dict[str, dict[str, Any]]) -> str:
                     cells = [f"**{c}**" for c in cells]
                 rows.append(f"| {name} | {scaling} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def floor_summary_markdown(datasets: dict[str, dict[str, Any]]) -> str:
+    """One row per dataset: its ``floor`` (the candidate chosen on val) in percent."""
+    rows = [
+        "| dataset | floor (chosen on val) | val ACC | test ACC | test NMI | test ARI |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in datasets.items():
+        floor = entry["floors"]["floor"]
+        what = "concatenated"
+        if floor["kind"] == "best_view":
+            view = entry["floors"][floor["scaling"]]["best_view"]["view"]
+            what = f"best view: {entry['views'][view]['name']}"
+        cells = [_cell(floor["val"], "acc"), *(_cell(floor["test"], k) for k in FLOOR_SCORES)]
+        rows.append(f"| {name} | {floor['scaling']}, {what} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
