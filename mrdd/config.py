@@ -204,6 +204,16 @@ class EvalConfig:
     batch_size: int = 1000  # batch size of code extraction
     classifiers: list[str] = field(default_factory=lambda: ["svm", "linear"])  # [] skips
     regressors: list[str] = field(default_factory=lambda: ["ridge", "mlp"])  # C from S_v; []
+    # clustering protocols, each reported as its own rows (docs/evaluation.md): kmeans, the
+    # paper's KMeans on the codes (the headline and every verdict's metric); umap, UMAP
+    # fitted on the train split's standardised codes, then the same KMeans on the evaluated
+    # split's embedded codes; [] clusters nothing
+    clustering: list[str] = field(default_factory=lambda: ["kmeans", "umap"])
+    # the umap method's settings: issue 24's starting values; n_neighbors checked on val
+    # (docs/evaluation.md), n_components and min_dist unmeasured
+    umap_components: int = 10  # dimension of the embedding KMeans clusters (>= 2: the figure)
+    umap_neighbors: int = 15  # neighbours of UMAP's graph (capped below the train size)
+    umap_min_dist: float = 0.0  # UMAP's min_dist: 0 packs each cluster tightly, in [0, 1]
     figures: bool = True  # write the PNG figures into the run directory
     num_figure_samples: int = 8  # samples per figure row; side of the swap grids
     embedding_samples: int = 1000  # most points in a t-SNE / UMAP plot
@@ -211,7 +221,7 @@ class EvalConfig:
 
     def validate(self) -> None:
         # Imported here: mrdd.eval imports the models, which import this module.
-        from mrdd.eval.metrics import CLASSIFIERS, REGRESSORS
+        from mrdd.eval.metrics import CLASSIFIERS, CLUSTERING_METHODS, REGRESSORS
 
         _choice(self, "split", SPLITS)
         _subset(self, "also_cluster", SPLITS)
@@ -223,6 +233,18 @@ class EvalConfig:
             )
         _subset(self, "classifiers", CLASSIFIERS)
         _subset(self, "regressors", REGRESSORS)
+        _subset(self, "clustering", CLUSTERING_METHODS)
+        if self.umap_components < 2 or self.umap_neighbors < 2:
+            raise ConfigError(
+                "eval.umap_components and eval.umap_neighbors must be at least 2 (a 2-D view "
+                "of the embedding is drawn; a UMAP graph needs 2 neighbours), got "
+                f"{self.umap_components} and {self.umap_neighbors}."
+            )
+        if not 0.0 <= self.umap_min_dist <= 1.0:
+            raise ConfigError(
+                f"eval.umap_min_dist must be in [0, 1] (UMAP's spread is 1), got "
+                f"{self.umap_min_dist}."
+            )
 
 
 @dataclass

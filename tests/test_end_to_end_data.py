@@ -37,7 +37,7 @@ def test_six_vector_views_train_through_both_stages(tmp_path):
     cfg = _config({"name": "multiple_features", "root": str(tmp_path / "mfeat")}, 200)
     metrics = run(cfg, tmp_path / "run")
     reps = {row["representation"] for row in metrics["scores"] if row["task"] == "clustering"}
-    assert reps == {"C", *(f"S_{v}" for v in range(6)), "C+S_best", "C+S_all"}
+    assert reps == {"C", *(f"S_{v}" for v in range(6)), "C+S_best", "C+S_all", "raw_best"}
     assert metrics["splits"]["test"] == 400
     trained = torch.load(tmp_path / "run" / "mrdd.pt", weights_only=True)
     assert [s for s in trained["view_shapes"]] == [[d] for d in MFEAT_DIMS.values()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import importlib.util
 import json
 import logging
 import runpy
@@ -23,6 +22,7 @@ from mrdd.data import MultiViewData
 from mrdd.eval import extract_codes, metrics_markdown, named_representations
 from mrdd.eval.figures import RECORD_META
 from mrdd.eval.gallery import write_figures
+from mrdd.eval.manifold import manifold_codes
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.protocol import mlp_skip_reason, redundancy_rows
 from mrdd.models import MRDD, Codes, ConsistencyModel
@@ -33,8 +33,10 @@ N_SEEDS = 2
 EPOCHS = 2
 SUMMARY = {"mean", "std", "runs"}
 REPRESENTATIONS = ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
-#: The UMAP figure is drawn when umap-learn is installed, next to t-SNE.
-UMAP = ["umap.png"] if importlib.util.find_spec("umap") else []
+#: What every clustering method clusters: the representations and the raw-input floor.
+CLUSTERED = [*REPRESENTATIONS, "raw_best"]
+#: The rows' task of each clustering method (eval.clustering), the paper's KMeans first.
+CLUSTERING = ["clustering", "clustering_umap"]
 FIGURES = {
     # name: (width, height) in pixels; see the size notes in mrdd/eval/figures.py
     "reconstructions.png": (800, 350),  # 2 views × 5 columns (4 samples, at least 5), 5 rows
@@ -43,7 +45,7 @@ FIGURES = {
     "samples_view0.png": (640, 300),  # two 4×5 grids
     "samples_view1.png": (640, 300),
     "tsne.png": (1020, 450),  # C and C+S_best
-    **dict.fromkeys(UMAP, (1020, 450)),
+    "umap.png": (1020, 450),  # the same, in the umap clustering method's embedding
     "curves.png": None,  # 12 inches wide, 2.4 per row of 4 panels: see _curves_size
 }
 
@@ -116,7 +118,8 @@ def test_metrics_json_schema(trained_run):
     assert metrics["model"] == "mrdd" and metrics["eval"]["n_seeds"] == N_SEEDS
     assert metrics["representations"] == {"C": 4, "S_0": 3, "S_1": 3, "C+S_best": 7, "C+S_all": 10}
     assert metrics["splits"] == {"train": 36, "val": 4, "test": 16}  # val: 10% of train
-    assert list(metrics["methods"]) == ["clustering", "classification", "redundancy"]
+    assert list(metrics["methods"]) == [*CLUSTERING, "classification", "redundancy"]
+    assert "n_neighbors=15" in metrics["methods"]["clustering_umap"]
     assert metrics["skipped"] == {}
     assert sorted(metrics["figures"]) == sorted(FIGURES)
     assert {"environment", "seconds"} <= set(metrics)
@@ -127,15 +130,19 @@ def test_metrics_json_schema(trained_run):
         assert row["mean"] == pytest.approx(np.mean(row["values"]))
         assert row["std"] == pytest.approx(np.std(row["values"]))
 
-    for split in ("test", "val"):  # eval.split, then eval.also_cluster
-        clu = _scores(metrics, "clustering", split)
-        assert list(clu) == REPRESENTATIONS
-        for scores in clu.values():
-            assert list(scores) == ["acc", "nmi", "ari", "fscore", "purity"]
-            for key, row in scores.items():
-                assert (row["split"], row["runs"]) == (split, N_SEEDS)
-                assert 0.0 <= row["mean"] <= 1.0 or key == "ari"
-    assert {row["split"] for row in metrics["scores"] if row["task"] != "clustering"} == {"test"}
+    tasks = [row["task"] for row in metrics["scores"]]
+    assert list(dict.fromkeys(tasks)) == [*CLUSTERING, "classification", "redundancy"]
+    for task in CLUSTERING:  # every method: both splits, every representation, the floor
+        for split in ("test", "val"):  # eval.split, then eval.also_cluster
+            clu = _scores(metrics, task, split)
+            assert list(clu) == CLUSTERED
+            for scores in clu.values():
+                assert list(scores) == ["acc", "nmi", "ari", "fscore", "purity"]
+                for key, row in scores.items():
+                    assert (row["split"], row["runs"]) == (split, N_SEEDS)
+                    assert 0.0 <= row["mean"] <= 1.0 or key == "ari"
+    unclustered = {row["split"] for row in metrics["scores"] if row["task"] not in CLUSTERING}
+    assert unclustered == {"test"}
 
     cls = _scores(metrics, "classification")
     assert list(cls) == REPRESENTATIONS
@@ -159,16 +166,19 @@ def test_metrics_json_schema(trained_run):
 
 def test_metrics_md_has_every_table_and_row(trained_run):
     text = (trained_run[0] / "metrics.md").read_text()
-    assert f"## Clustering (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
-    assert f"## Clustering (val split, 4 samples; mean ± std over {N_SEEDS} runs; %)" in text
-    assert text.index("(test split, 16") < text.index("(val split, 4") < text.index("## Classif")
-    assert f"## Classification (test split, 16 samples; mean ± std over {N_SEEDS} runs; %)" in text
+    runs = f"mean ± std over {N_SEEDS} runs, seeds 0–{N_SEEDS - 1}"
+    kmeans = "## Clustering: kmeans, the paper's protocol"
+    umap = "## Clustering: umap, UMAP fitted on train, then KMeans"
+    for title in (kmeans, umap):
+        assert f"{title} (test split, 16 samples; {runs}; %)" in text
+        assert f"{title} (val split, 4 samples; {runs}; %)" in text
+    assert text.index(kmeans) < text.index(umap) < text.index("## Classif")
+    assert text.index("(test split, 16") < text.index("(val split, 4") < text.index(umap)
+    assert f"## Classification (test split, 16 samples; {runs}; %)" in text
     assert "fitted on a stratified 90% subsample of the train split" in text
-    assert (
-        f"## Redundancy (test split, 16 samples; mean ± std over {N_SEEDS} runs (club: 1)" in text
-    )
+    assert f"## Redundancy (test split, 16 samples; {runs} (club: 1)" in text
     assert "| representation | acc | nmi | ari | fscore | purity |" in text
-    for name in REPRESENTATIONS:
+    for name in CLUSTERED:
         assert f"| {name} |" in text
 
 
@@ -210,13 +220,14 @@ def test_evaluate_script_applies_overrides(trained_run, tmp_path, capsys):
         ]
     )
     assert code == 0
-    assert "## Clustering (train split, 36 samples; mean ± std over 1 runs; %)" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    for title in ("kmeans, the paper's protocol", "umap, UMAP fitted on train, then KMeans"):
+        assert f"## Clustering: {title} (train split, 36 samples; mean ± std over 1 runs" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {row["split"] for row in metrics["scores"] if row["task"] != "classification"} == {
         "train"
     }
+    assert list(_scores(metrics, "clustering_umap", "train")) == CLUSTERED  # the fitted one
     assert set(_scores(metrics, "classification")["C"]) == {
         "linear.accuracy", "linear.precision_macro", "linear.f1_macro",
     }  # fmt: skip
@@ -233,12 +244,14 @@ def test_evaluate_a_stage1_only_run(trained_run, tmp_path):
         shutil.copy(run_dir / name, tmp_path / name)
     metrics = mrdd.evaluate(tmp_path, {"eval": {"n_seeds": 1, "classifiers": []}})
     assert metrics["model"] == "consistency"
-    assert list(_scores(metrics, "clustering")) == ["C"]
-    assert {row["task"] for row in metrics["scores"]} == {"clustering"}
-    assert list(metrics["methods"]) == ["clustering"] and metrics["representations"] == {"C": 4}
-    assert metrics["figures"] == ["reconstructions.png", "tsne.png", *UMAP, "curves.png"]
-    with Image.open(tmp_path / "tsne.png") as image:
-        assert image.size == (570, 450)  # one panel
+    for task in CLUSTERING:
+        assert list(_scores(metrics, task)) == ["C", "raw_best"]
+    assert {row["task"] for row in metrics["scores"]} == set(CLUSTERING)
+    assert list(metrics["methods"]) == CLUSTERING and metrics["representations"] == {"C": 4}
+    assert metrics["figures"] == ["reconstructions.png", "tsne.png", "umap.png", "curves.png"]
+    for name in ("tsne.png", "umap.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.size == (570, 450)  # one panel
 
 
 def test_evaluate_refuses_unknown_or_invalid_options(trained_run):
@@ -265,8 +278,9 @@ def test_mlp_redundancy_is_skipped_with_its_reason_on_a_too_small_split():
          "splits": {"test": 12}, "methods": {"redundancy": "R²."},
          "skipped": {"redundancy": skipped}}
     )  # fmt: skip
-    assert "## Redundancy (test split, 12 samples; mean ± std over 1 runs; R², CLUB in nats)" in (
-        text
+    assert (
+        "## Redundancy (test split, 12 samples; mean ± std over 1 runs, seed 0; R², CLUB in nats)"
+        in text
     )
     assert "| C | – | – | " in text  # C has no r2_C nor club
     assert "Skipped: mlp (12 samples leave 9" in text
@@ -298,18 +312,14 @@ def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, c
     cfg = tiny_config.with_overrides({"model": {"backbone": {"mlp_hidden": [8]}}})
     model = MRDD(data.view_shapes, cfg.model)
     codes = extract_codes(model, data, 8, torch.device("cpu"))
+    reps = named_representations(codes.c, codes.s, 0)
+    embedded = manifold_codes({"train": reps}, ["train"], ["C", "C+S_best"], cfg.eval, 0)
     with caplog.at_level(logging.INFO, logger="mrdd"):
         written = write_figures(
-            model,
-            data,
-            named_representations(codes.c, codes.s, 0),
-            {},
-            cfg,
-            torch.device("cpu"),
-            tmp_path,
+            model, data, reps, {}, cfg, torch.device("cpu"), tmp_path, embedded["train"]
         )
     assert written == [
-        "reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png", *UMAP,
+        "reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png", "umap.png",
     ]  # fmt: skip
     assert "view 1 holds feature vectors" in caplog.text
 

@@ -5,7 +5,9 @@ Each sweep of ``configs/sweep/`` varies one or two config keys over several seed
 :mod:`mrdd.eval.collect` does), and writes ``ablation_<name>.md`` / ``.csv`` (mean ±
 std over seeds of each run's own mean over its R repetitions) and ``ablation_<name>.png``:
 the scores against the swept value, or a heat map for a two-key grid. Each split gets
-its own table, CSV and plot (:data:`REPORTED_SPLITS`).
+its own table, CSV and plots (:data:`REPORTED_SPLITS`), and each clustering method its
+own columns and plot (``_umap`` in the name for the manifold method), so the paper's
+KMeans verdict and the manifold one are read side by side, never mixed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mrdd.eval.collect import (  # noqa: E402
     select_columns,
     write_results_csv,
 )
+from mrdd.eval.tables import CLUSTERING_TASKS  # noqa: E402
 
 #: The splits an ablation tables: its verdict is read on val, test is reported beside it.
 REPORTED_SPLITS = ("val", "test")
@@ -79,7 +82,7 @@ def group_by(runs: Sequence[Run], keys: Sequence[str]) -> list[Group]:
 
 
 def _plot_line(
-    groups: Sequence[Group], key: str, scores: Sequence[str], path: Path, split: str
+    groups: Sequence[Group], key: str, scores: Sequence[str], path: Path, title: str
 ) -> None:
     table = groups_table(groups)
     x = np.array([float(g.setting[key]) for g in groups])
@@ -98,7 +101,7 @@ def _plot_line(
             std = [scale * summaries[i]["std"] for i in keep]
             ax.errorbar(x[keep], mean, yerr=std, marker="o", capsize=3, label=name)
         if names:
-            ax.set(xlabel=key, ylabel=label, title=f"{split} split")
+            ax.set(xlabel=key, ylabel=label, title=title)
             positive = x[x > 0]
             if positive.size and x.max() / positive.min() >= 100:  # e.g. λ ∈ {0, 0.1, 1, 10}
                 ax.set_xscale("symlog", linthresh=positive.min())
@@ -109,7 +112,7 @@ def _plot_line(
 
 
 def _plot_grid(
-    groups: Sequence[Group], keys: Sequence[str], score: str, path: Path, split: str
+    groups: Sequence[Group], keys: Sequence[str], score: str, path: Path, title: str
 ) -> None:
     rows = sorted({float(g.setting[keys[0]]) for g in groups})
     cols = sorted({float(g.setting[keys[1]]) for g in groups})
@@ -127,11 +130,19 @@ def _plot_grid(
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="w")
     ax.set_xticks(range(len(cols)), [f"{c:g}" for c in cols])
     ax.set_yticks(range(len(rows)), [f"{r:g}" for r in rows])
-    ax.set(xlabel=keys[1], ylabel=keys[0], title=f"{score} (%), {split} split")
+    ax.set(xlabel=keys[1], ylabel=keys[0], title=f"{score} (%), {title}")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def method_scores(scores: Sequence[str], method: str) -> tuple[str, ...]:
+    """``scores`` (an :class:`Ablation`'s, named for the paper's KMeans) with every
+    clustering score renamed to clustering ``method``'s task; other tasks' kept."""
+    kmeans = CLUSTERING_TASKS["kmeans"] + "."
+    task = CLUSTERING_TASKS[method]
+    return tuple(f"{task}.{s[len(kmeans) :]}" if s.startswith(kmeans) else s for s in scores)
 
 
 def ablate(
@@ -140,11 +151,14 @@ def ablate(
     out_dir: str | Path,
     splits: Sequence[str] = REPORTED_SPLITS,
 ) -> str:
-    """Write ``ablation_<name>.md`` and, per split, ``ablation_<name>_<split>.csv/.png`` into
-    ``out_dir`` for the runs under ``paths``; return the Markdown.
+    """Write ``ablation_<name>.md`` and, per split, ``ablation_<name>_<split>.csv`` and one
+    plot per clustering method the runs report into ``out_dir`` (runs under ``paths``):
+    ``ablation_<name>_<split>.png`` for the paper's KMeans, ``…_<split>_<method>.png`` for
+    any other; return the Markdown.
 
-    Every split of ``splits`` gets its own table: the verdict is read on ``val`` (the
-    runs' ``eval.also_cluster``), ``test`` is reported beside it and never chosen on.
+    Every split of ``splits`` gets its own table, with every method's columns (each named
+    by its task): the verdict is read on ``val`` (the runs' ``eval.also_cluster``),
+    ``test`` is reported beside it and never chosen on.
     """
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}.")
@@ -152,17 +166,24 @@ def ablate(
     runs = find_runs(paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    per_method = {method: method_scores(spec.scores, method) for method in CLUSTERING_TASKS}
+    patterns = list(dict.fromkeys(p for scores in per_method.values() for p in scores))
     sections = [spec.question]
     for split in splits:
         groups = group_by(on_split(runs, split), spec.keys)
-        sections += [f"**{split} split**", results_markdown(groups, spec.scores)]
+        sections += [f"**{split} split**", results_markdown(groups, patterns)]
         stem = out / f"ablation_{name}_{split}"
         write_results_csv(groups, stem.with_suffix(".csv"))
-        scores = select_columns(groups_table(groups), spec.scores)
-        if len(spec.keys) == 1:
-            _plot_line(groups, spec.keys[0], scores, stem.with_suffix(".png"), split)
-        else:
-            _plot_grid(groups, spec.keys, scores[0], stem.with_suffix(".png"), split)
+        for method, method_patterns in per_method.items():
+            scores = select_columns(groups_table(groups), method_patterns)
+            if not any(s.startswith(CLUSTERING_TASKS[method] + ".") for s in scores):
+                continue  # runs evaluated without this method
+            path = Path(f"{stem}{'' if method == 'kmeans' else '_' + method}.png")
+            title = f"{split} split, {method}"
+            if len(spec.keys) == 1:
+                _plot_line(groups, spec.keys[0], scores, path, title)
+            else:
+                _plot_grid(groups, spec.keys, scores[0], path, title)
     markdown = "\n\n".join(sections)
     (out / f"ablation_{name}.md").write_text(markdown)
     return markdown

@@ -39,6 +39,8 @@ DEFAULT_COLUMNS = (
     "clustering.C.acc",
     "clustering.C+S_best.acc",
     "clustering.C+S_best.nmi",
+    "clustering_umap.C.acc",
+    "clustering_umap.C+S_best.acc",
     "classification.C+S_best.svm.accuracy",
     "redundancy.S_*.r2_C_ridge",
     "redundancy.S_*.club",

@@ -7,8 +7,9 @@
   code (content).
 * ``samples_view{v}.png``: ``c ~ N(0, I)`` with each sample's ``s_v`` fixed, and
   ``s_v ~ N(0, I)`` with each sample's ``c`` fixed.
-* ``tsne.png`` (and ``umap.png`` when ``umap-learn`` is installed): 2-D embeddings
-  of ``C`` and ``C‖S_best`` coloured by label.
+* ``tsne.png`` and ``umap.png``: 2-D embeddings of ``C`` and ``C‖S_best`` coloured by
+  label; ``umap.png`` draws the embedding the umap clustering method clusters (fitted on
+  the train split, :mod:`mrdd.eval.manifold`), by its first two principal components.
 * ``curves.png``: every logged loss term and the periodic evaluation per epoch.
 
 Swap grids and samples need image views; vector views are skipped with a note
@@ -17,12 +18,13 @@ in the log (their reconstructions are drawn as line plots).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from torch import Tensor
 
@@ -122,26 +124,23 @@ def prior_samples(model: MRDD, views: list[Tensor], v: int, seed: int) -> dict[s
     }
 
 
-def embed_2d(features: dict[str, Tensor], seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """2-D t-SNE (and UMAP when importable) of every representation, by method name."""
-    methods = {"t-SNE": _tsne}
-    if importlib.util.find_spec("umap") is not None:
-        methods["UMAP"] = _umap
+def tsne_2d(features: Mapping[str, Tensor], seed: int) -> dict[str, np.ndarray]:
+    """2-D t-SNE of every representation (fitted on the points drawn)."""
+    points = {}
+    for name, x in features.items():
+        perplexity = min(30.0, (len(x) - 1) / 3)  # must stay below the number of samples
+        tsne = TSNE(perplexity=perplexity, init="pca", random_state=seed)
+        points[name] = tsne.fit_transform(x.cpu().numpy())
+    return points
+
+
+def manifold_2d(embedded: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The first two principal components of each representation's manifold codes: the
+    very embedding the umap clustering method clusters (fitted on train), seen in 2-D."""
     return {
-        method: {name: fn(x.cpu().numpy(), seed) for name, x in features.items()}
-        for method, fn in methods.items()
+        name: PCA(n_components=2, random_state=seed).fit_transform(x)
+        for name, x in embedded.items()
     }
-
-
-def _tsne(x: np.ndarray, seed: int) -> np.ndarray:
-    perplexity = min(30.0, (len(x) - 1) / 3)  # must stay below the number of samples
-    return TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
-
-
-def _umap(x: np.ndarray, seed: int) -> np.ndarray:
-    import umap
-
-    return umap.UMAP(random_state=seed).fit_transform(x)
 
 
 def write_figures(
@@ -152,11 +151,14 @@ def write_figures(
     cfg: RunConfig,
     device: torch.device,
     out_dir: Path,
+    embedded: Mapping[str, np.ndarray],
 ) -> list[str]:
     """Write every figure of the module docstring that applies; return their file names.
 
     ``data`` is the evaluated split, ``representations`` its codes by name (``C``,
-    ``C+S_best``, ...), ``history`` the per-stage training records.
+    ``C+S_best``, ...), ``history`` the per-stage training records, ``embedded`` the
+    split's manifold codes by name (:func:`mrdd.eval.manifold.manifold_codes`) of at least
+    the figure's representations.
     """
     model.eval()
     written = []
@@ -188,10 +190,11 @@ def write_figures(
         : cfg.eval.embedding_samples
     ]
     labels = data.labels.cpu()[keep].numpy()
-    for method, points in embed_2d({k: x[keep] for k, x in shown.items()}, cfg.seed).items():
-        name = f"{method.lower().replace('-', '')}.png"
-        embedding_figure(points, labels, method, out_dir / name)
-        written.append(name)
+    tsne = tsne_2d({k: x[keep] for k, x in shown.items()}, cfg.seed)
+    embedding_figure(tsne, labels, "t-SNE", out_dir / "tsne.png")
+    umap = manifold_2d({k: embedded[k][keep.numpy()] for k in shown}, cfg.seed)
+    embedding_figure(umap, labels, "UMAP (train-fitted, 2 PCs)", out_dir / "umap.png")
+    written += ["tsne.png", "umap.png"]
 
     if any(history.values()):
         curves_figure(history, out_dir / "curves.png")

@@ -42,6 +42,10 @@ ArrayOrTensor = npt.ArrayLike | torch.Tensor
 #: Classifier names understood by :func:`evaluate_classification`.
 CLASSIFIERS = ("svm", "linear")
 
+#: Clustering protocols of the evaluation (``eval.clustering``): KMeans on the codes (the
+#: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
+CLUSTERING_METHODS = ("kmeans", "umap")
+
 #: Regressor names understood by :func:`redundancy_r2`.
 REGRESSORS = ("ridge", "mlp")
 

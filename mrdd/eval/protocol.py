@@ -2,8 +2,10 @@
 
 :func:`evaluate_model` is the one function behind both the end of training
 (:func:`mrdd.train.run`) and ``scripts/evaluate.py`` (via :func:`mrdd.evaluate`). It
-extracts the codes of both splits, names the representations
-(:func:`~mrdd.eval.representations.named_representations`), scores them as flat rows
+extracts the codes of every split, names the representations
+(:func:`~mrdd.eval.representations.named_representations`) and the raw floor, clusters
+them with each method of ``eval.clustering`` (the umap one embeds them with
+:mod:`mrdd.eval.manifold`), scores them as flat rows
 (:mod:`mrdd.eval.tables`) and draws the figures of :mod:`mrdd.eval.gallery` unless
 ``eval.figures`` is off. Its callers save the returned dict as ``metrics.json`` and
 :func:`~mrdd.eval.tables.metrics_markdown` as ``metrics.md``.
@@ -24,14 +26,22 @@ from torch import Tensor
 from mrdd.config import EvalConfig, RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.gallery import write_figures
+from mrdd.eval.manifold import FIT_SPLIT, manifold_codes
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
     evaluate_classification,
     evaluate_clustering,
     redundancy_r2,
 )
-from mrdd.eval.representations import extract_codes, named_representations, specific_name
-from mrdd.eval.tables import ScoreRow, score_row
+from mrdd.eval.representations import (
+    RAW_FLOOR,
+    extract_codes,
+    headline,
+    named_representations,
+    raw_floor,
+    specific_name,
+)
+from mrdd.eval.tables import CLUSTERING_TASKS, UNITS, ScoreRow, score_row
 from mrdd.models import MRDD, Codes, ConsistencyModel
 
 log = logging.getLogger("mrdd")
@@ -39,9 +49,13 @@ log = logging.getLogger("mrdd")
 #: Held-out share of the samples in each redundancy regression run.
 REDUNDANCY_TEST_FRACTION = 0.25
 
-#: How each task's numbers are made (``metrics.json`` → ``methods``, and ``metrics.md``).
+#: How each task's numbers are made (``metrics.json`` → ``methods``, and ``metrics.md``);
+#: the umap method's text names its settings (:func:`method_texts`).
 METHODS = {
-    "clustering": "KMeans(k=num_classes, n_init=10) on the raw features, one run per seed.",
+    "clustering": (
+        "KMeans(k=num_classes, n_init=10) on the codes (the paper's protocol), one run per "
+        f"seed; {RAW_FLOOR}: the same on the best view's raw inputs (the floor)."
+    ),
     "classification": (
         "StandardScaler + SVC(rbf) ('svm') or LogisticRegression ('linear'), fitted on a "
         f"stratified {CLASSIFICATION_SUBSAMPLE:.0%} subsample of the train split per run "
@@ -56,6 +70,19 @@ METHODS = {
 }
 
 
+def method_texts(ev: EvalConfig) -> dict[str, str]:
+    """:data:`METHODS` and the umap clustering method's text, with ``ev``'s settings."""
+    umap = (
+        f"UMAP(n_components={ev.umap_components}, n_neighbors={ev.umap_neighbors}, "
+        f"min_dist={ev.umap_min_dist:g}, random_state=seed) fitted once per representation "
+        "on the train split's codes (standardised on train), every split mapped into it; "
+        "KMeans(k=num_classes, n_init=10) on the embedded codes, one run per seed (one "
+        f"embedding for all runs); {RAW_FLOOR}: the same on the best view's raw inputs."
+    )
+    texts = {**METHODS, CLUSTERING_TASKS["umap"]: umap}
+    return {task: texts[task] for task in UNITS}
+
+
 def evaluate_model(
     model: MRDD | ConsistencyModel,
     cfg: RunConfig,
@@ -66,11 +93,11 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Score the codes of every split and write the figures into ``out_dir``.
 
-    Clustering and redundancy use ``cfg.eval.split``, and the splits of
-    ``cfg.eval.also_cluster`` that the dataset has are clustered too (every row names its
-    split); the probes are fitted on train and scored on test. ``history`` (per-stage
-    training records) feeds the training-curves figure. Returns the metrics dict (schema:
-    docs/running.md, "metrics.json").
+    Clustering (each method of ``cfg.eval.clustering``) and redundancy use
+    ``cfg.eval.split``, and the splits of ``cfg.eval.also_cluster`` that the dataset has
+    are clustered too (every row names its split); the probes are fitted on train and
+    scored on test. ``history`` (per-stage training records) feeds the training-curves
+    figure. Returns the metrics dict (schema: docs/running.md, "metrics.json").
     """
     ev = cfg.eval
     data = splits.split(ev.split)
@@ -79,16 +106,15 @@ def evaluate_model(
         for name in splits.names
     }
     reps = {name: named_representations(c.c, c.s, splits.best_view) for name, c in codes.items()}
-    scores = [
-        row
-        for name in clustered_splits(ev, splits.names)
-        for row in clustering_rows(
-            reps[name], splits.split(name).labels, splits.num_classes, name, ev, cfg.seed
-        )
-    ]
+    features = {
+        name: {**reps[name], **raw_floor(splits.split(name), splits.best_view)}
+        for name in splits.names
+    }
+    clustered = clustered_splits(ev, splits.names)
+    scores, embedded = all_clustering_rows(features, splits, clustered, ev, cfg.seed)
     if ev.classifiers:
         scores += classification_rows(reps, splits, ev, cfg.seed)
-    skipped = {}
+    skipped = {"clustering": _raw_floor_skips(features, clustered) if ev.clustering else {}}
     if isinstance(model, MRDD):
         club = club_estimates(model, codes[ev.split], device)
         redundancy, skipped["redundancy"] = redundancy_rows(
@@ -96,6 +122,13 @@ def evaluate_model(
         )
         scores += redundancy
     tasks = {row["task"] for row in scores}
+    figures = (
+        write_figures(
+            model, data, reps[ev.split], history or {}, cfg, device, Path(out_dir), embedded
+        )
+        if ev.figures
+        else []
+    )
     return {
         "dataset": splits.name,
         "stage": cfg.stage,
@@ -105,15 +138,50 @@ def evaluate_model(
         "eval": cfg.to_dict()["eval"],
         "splits": {name: len(splits.split(name)) for name in codes},
         "representations": {name: int(x.shape[1]) for name, x in reps["test"].items()},
-        "methods": {task: text for task, text in METHODS.items() if task in tasks},
+        "methods": {task: text for task, text in method_texts(ev).items() if task in tasks},
         "skipped": {task: reasons for task, reasons in skipped.items() if reasons},
         "scores": scores,
-        "figures": (
-            write_figures(model, data, reps[ev.split], history or {}, cfg, device, Path(out_dir))
-            if ev.figures
-            else []
-        ),
+        "figures": figures,
     }
+
+
+def all_clustering_rows(
+    features: Mapping[str, Mapping[str, Tensor]],
+    splits: DatasetSplits,
+    clustered: Sequence[str],
+    ev: EvalConfig,
+    seed: int,
+) -> tuple[list[ScoreRow], dict[str, np.ndarray]]:
+    """The rows of every method of ``ev.clustering`` on every ``clustered`` split, and the
+    evaluated split's manifold codes (what ``umap.png`` draws).
+
+    ``features[split][name]`` are the representations and raw floor of every split. The
+    UMAP embedding is fitted once per representation (on train) and serves every split,
+    every KMeans seed and the figure; without the umap method it is fitted for the
+    figure's representations only, and not at all without figures.
+    """
+    shown = features[ev.split] if "umap" in ev.clustering else headline(features[ev.split])
+    names = [name for name in shown if name in features[FIT_SPLIT]]
+    needed = "umap" in ev.clustering or ev.figures
+    embedded = manifold_codes(features, clustered, names, ev, seed) if needed else {}
+    rows = []
+    for method in ev.clustering:
+        for split in clustered:
+            x = features[split] if method == "kmeans" else embedded[split]
+            rows += clustering_rows(x, splits, split, CLUSTERING_TASKS[method], ev, seed)
+    return rows, embedded.get(ev.split, {})
+
+
+def _raw_floor_skips(
+    features: Mapping[str, Mapping[str, Tensor]], clustered: Sequence[str]
+) -> dict[str, str]:
+    """Why the raw floor is left out of a clustered split (missing views), if it is."""
+    lacking = [split for split in clustered if RAW_FLOOR not in features[split]]
+    if RAW_FLOOR not in features[FIT_SPLIT]:
+        lacking.append(f"{FIT_SPLIT} (umap)")
+    if not lacking:
+        return {}
+    return {RAW_FLOOR: f"missing views in {', '.join(lacking)}: absent inputs are zeros"}
 
 
 def clustered_splits(ev: EvalConfig, available: Sequence[str]) -> list[str]:
@@ -127,20 +195,21 @@ def clustered_splits(ev: EvalConfig, available: Sequence[str]) -> list[str]:
 
 
 def clustering_rows(
-    representations: Mapping[str, Tensor],
-    labels: Tensor,
-    num_classes: int,
+    representations: Mapping[str, Tensor | np.ndarray],
+    splits: DatasetSplits,
     split: str,
+    task: str,
     ev: EvalConfig,
     seed: int,
 ) -> list[ScoreRow]:
     """KMeans scores (acc, nmi, ari, fscore, purity; ``ev.n_seeds`` seeds from ``seed``)
-    of every representation of ``split`` (``labels`` are that split's)."""
+    of every representation of ``split``, as rows of ``task`` (the clustering method's)."""
+    labels = splits.split(split).labels
     rows = []
     for name, features in representations.items():
-        scores = evaluate_clustering(features, labels, num_classes, ev.n_seeds, seed)
+        scores = evaluate_clustering(features, labels, splits.num_classes, ev.n_seeds, seed)
         values = {metric: s["runs"] for metric, s in scores.items() if metric != "n_runs"}
-        rows += _logged_rows("clustering", name, split, values)
+        rows += _logged_rows(task, name, split, values)
     return rows
 
 

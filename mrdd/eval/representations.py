@@ -18,6 +18,10 @@ from mrdd.models import MRDD, Codes, ConsistencyModel
 HEADLINE = ("C", "C+S_best")
 
 
+#: The raw-input floor among the clustered representations (see :func:`raw_floor`).
+RAW_FLOOR = "raw_best"
+
+
 def specific_name(v: int) -> str:
     """The name of view ``v``'s specific code ``s_v`` among the representations."""
     return f"S_{v}"
@@ -37,6 +41,15 @@ def named_representations(c: Tensor, s: list[Tensor], best_view: int) -> dict[st
         "C+S_best": torch.cat([c, s[best_view]], dim=1),
         "C+S_all": torch.cat([c, *s], dim=1),
     }
+
+
+def raw_floor(data: MultiViewData, best_view: int) -> dict[str, Tensor]:
+    """``{"raw_best": N×D}``: the best view's inputs flattened (pixels or features), the
+    floor every learned code is compared with under each clustering method; ``{}`` for a
+    split with missing views, whose absent inputs are zeros, not data."""
+    if not data.complete:
+        return {}
+    return {RAW_FLOOR: data.views[best_view].flatten(1).float()}
 
 
 def headline(representations: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -1,7 +1,8 @@
 """Score rows, and the one pivot that turns them into every table the project writes.
 
 A run's scores are flat rows (``metrics.json`` → ``scores``), one per
-(task, representation, metric)::
+(task, representation, metric); each clustering method has its own task
+(:data:`CLUSTERING_TASKS`)::
 
     {"task": "clustering", "representation": "C+S_best", "metric": "acc",
      "split": "test", "runs": 10, "mean": 0.71, "std": 0.02, "values": [... 10 runs ...]}
@@ -23,8 +24,27 @@ from mrdd.eval.metrics import summarize
 #: e.g. ``clustering.C+S_best.acc`` or ``redundancy.S_0.r2_C_ridge``.
 SCORE_NAME = ("task", "representation", "metric")
 
+#: The task of each clustering method's rows (``eval.clustering``). The paper's KMeans keeps
+#: the bare name, so every earlier run, sweep table and ``optimize_metric`` keeps its
+#: meaning; any other method is named in its task, hence in every column built from it
+#: (``clustering_umap.C.acc``), so no table cell or plot mixes two methods.
+CLUSTERING_TASKS = {"kmeans": "clustering", "umap": "clustering_umap"}
+
 #: The tasks in the order ``metrics.md`` shows them, with the unit its tables use.
-UNITS = {"clustering": "%", "classification": "%", "redundancy": "R², CLUB in nats"}
+UNITS = {
+    "clustering": "%",
+    "clustering_umap": "%",
+    "classification": "%",
+    "redundancy": "R², CLUB in nats",
+}
+
+#: The heading of each task's sections in ``metrics.md``.
+TITLES = {
+    "clustering": "Clustering: kmeans, the paper's protocol",
+    "clustering_umap": "Clustering: umap, UMAP fitted on train, then KMeans",
+    "classification": "Classification",
+    "redundancy": "Redundancy",
+}
 
 
 class ScoreRow(TypedDict):
@@ -75,12 +95,15 @@ class Pivot:
 
 def find_score(rows: Iterable[Mapping[str, Any]], key: str) -> float:
     """The mean of the one row that ``key`` = ``"<split>/<representation>/<metric>"`` names,
-    e.g. ``val/C+S_best/acc`` (what ``optimize_metric`` hands a Hydra sweeper)."""
+    e.g. ``val/C+S_best/acc`` (what ``optimize_metric`` hands a Hydra sweeper); a clustering
+    metric is the paper's KMeans one, never another method's."""
     split, representation, metric = parse_score_key(key)
+    other_methods = set(CLUSTERING_TASKS.values()) - {CLUSTERING_TASKS["kmeans"]}
     found = [
         row
         for row in rows
         if (row["split"], row["representation"], row["metric"]) == (split, representation, metric)
+        and row["task"] not in other_methods
     ]
     if len(found) != 1:
         raise ValueError(
@@ -159,7 +182,7 @@ def _task_section(
     """The heading, method, table and skip notes of one task on one split."""
     table = pivot(rows, "representation", ["metric"])
     return [
-        f"## {task.capitalize()} ({_provenance(rows, metrics['splits'])}; {unit})",
+        f"## {TITLES[task]} ({_provenance(rows, metrics['splits'], metrics['seed'])}; {unit})",
         metrics["methods"][task],
         markdown_table(
             ["representation", *table.columns],
@@ -175,9 +198,10 @@ def _task_section(
     ]
 
 
-def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int]) -> str:
-    """``"test split, 200 samples; mean ± std over 10 runs (club: 1)"``: where a task's
-    numbers come from, naming the metrics whose number of runs differs from the rest."""
+def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int], seed: int) -> str:
+    """``"test split, 200 samples; mean ± std over 10 runs, seeds 0–9 (club: 1)"``: where a
+    task's numbers come from (run ``r`` is seeded ``seed + r``), naming the metrics whose
+    number of runs differs from the rest."""
     splits = dict.fromkeys(row["split"] for row in rows)
     runs: dict[int, dict[str, None]] = {}
     for row in rows:
@@ -185,4 +209,5 @@ def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int]) -> 
     common = max(runs, key=lambda n: len(runs[n]))
     others = "; ".join(f"{', '.join(metrics)}: {n}" for n, metrics in runs.items() if n != common)
     where = ", ".join(f"{split} split, {sizes[split]} samples" for split in splits)
-    return f"{where}; mean ± std over {common} runs" + (f" ({others})" if others else "")
+    seeds = f"seed {seed}" if common == 1 else f"seeds {seed}–{seed + common - 1}"
+    return f"{where}; mean ± std over {common} runs, {seeds}" + (f" ({others})" if others else "")

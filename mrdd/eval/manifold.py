@@ -1,0 +1,82 @@
+"""The manifold-aware clustering protocol's embedding: UMAP fitted on the train split's codes.
+
+KMeans looks for round clusters; the codes' class structure is there but not round (issue
+24's measurements, docs/evaluation.md). The ``umap`` clustering method therefore embeds
+each representation with UMAP first and clusters the embedded codes with the same KMeans
+as the paper's protocol. The embedding is *fitted on the train split only* (codes
+standardised with the train split's mean and std), then every other split is mapped into
+it with ``UMAP.transform``, so the evaluated split's labels and samples never shape it.
+
+One fit per representation serves every split, every KMeans seed and the UMAP figure
+(:mod:`mrdd.eval.gallery`); refitting per KMeans seed would multiply the cost for a spread
+docs/evaluation.md measures as far below the KMeans seeds' one.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
+
+from mrdd.config import EvalConfig
+
+log = logging.getLogger("mrdd")
+
+#: The split every embedding is fitted on.
+FIT_SPLIT = "train"
+
+
+def manifold_codes(
+    features: Mapping[str, Mapping[str, Tensor]],
+    splits: Iterable[str],
+    names: Iterable[str],
+    ev: EvalConfig,
+    seed: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """``embedded[split][name]``: representation ``name`` of ``split`` in the UMAP embedding
+    fitted on ``features["train"][name]`` (``features[split][name]``: N×d codes).
+
+    Each representation is fitted once (``random_state=seed``) and each split mapped once;
+    the train split gets the fitted embedding itself. A representation that some split
+    lacks (e.g. a raw floor of an incomplete split) is embedded only where it is present.
+    """
+    splits = list(dict.fromkeys(splits))
+    embedded: dict[str, dict[str, np.ndarray]] = {split: {} for split in splits}
+    for name in names:
+        train = features[FIT_SPLIT][name].double().cpu().numpy()
+        scaler = StandardScaler().fit(train)
+        reducer = _umap(ev, seed, len(train))
+        with warnings.catch_warnings():  # n_jobs=1 under random_state: wanted, not news
+            warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+            fitted = reducer.fit_transform(scaler.transform(train))
+        for split in splits:
+            if name not in features[split]:
+                continue
+            if split == FIT_SPLIT:
+                embedded[split][name] = fitted
+            else:
+                x = scaler.transform(features[split][name].double().cpu().numpy())
+                embedded[split][name] = reducer.transform(x)
+        log.info("umap: %s embedded in %d-d (fitted on %d train codes)", name, ev.umap_components,
+                 len(train))  # fmt: skip
+    return embedded
+
+
+def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no type hints)
+    """The UMAP of ``ev``'s settings; ``n_neighbors`` capped below the train split's size,
+    which UMAP would otherwise do itself with a warning per fit."""
+    import umap  # on first use: importing umap-learn loads numba (seconds)
+
+    neighbors = min(ev.umap_neighbors, n_train - 1)
+    if neighbors < ev.umap_neighbors:
+        log.info("umap: %d train samples, n_neighbors lowered to %d", n_train, neighbors)
+    return umap.UMAP(
+        n_components=ev.umap_components,
+        n_neighbors=neighbors,
+        min_dist=ev.umap_min_dist,
+        random_state=seed,
+    )
