@@ -7,11 +7,18 @@
 >>> codes = trained.encode(views, available=mask)   # mask: N×V bool, True = view present
 >>> filled = trained.impute(views, available=mask)  # absent views predicted (best decoder)
 >>> metrics = mrdd.evaluate("outputs/2026-11-24/10-00-00", {"eval": {"n_seeds": 3}})
+
+``views`` are *raw*: as stored in the training files (vector views unstandardised, uint8
+or [0, 1] images, ``N×C×H×W``, ``N×H×W×C`` or ``N×H×W``); the run's recorded
+preprocessing (:mod:`mrdd.data.preprocess`, docs/preprocessing.md) is applied to them.
+Views that come from :func:`mrdd.data.load_dataset` are already prepared: pass
+``prepared=True``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +29,18 @@ import torch
 from torch import Tensor
 
 from mrdd.config import RunConfig
-from mrdd.data import load_dataset
+from mrdd.data import DataError, DatasetSplits, load_dataset
+from mrdd.data.base import zero_absent
+from mrdd.data.preprocess import Preprocessing, float32_values, prepare_splits
+from mrdd.data.registry import loader_options
 from mrdd.eval import evaluate_model, named_representations
 from mrdd.models import MRDD, Codes, ConsistencyModel
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 from mrdd.train.device import resolve_device
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import save_metrics
+
+log = logging.getLogger("mrdd")
 
 #: What the notebook API takes as a view or mask: a torch tensor or a numpy array.
 ArrayLike = Tensor | np.ndarray
@@ -51,21 +63,6 @@ def _as_tensor(x: ArrayLike, what: str) -> Tensor:
     return x
 
 
-def _as_float_tensor(x: ArrayLike, v: int) -> Tensor:
-    """View ``v`` as float32, as the model was trained: uint8 images (``N×C×H×W``) are
-    scaled by 1/255 like the data loaders do, other values are taken as they are."""
-    t = _as_tensor(x, f"view {v}")
-    if t.dtype == torch.uint8 and t.ndim == 4:
-        return t.float() / 255.0
-    converted = t.to(torch.float32)
-    if t.dtype == torch.float64 and bool((torch.isinf(converted) & torch.isfinite(t)).any()):
-        raise ViewsError(
-            f"view {v} holds values beyond the float32 range (±3.4e38) the model computes "
-            "in; rescale it as the training data were."
-        )
-    return converted
-
-
 def build_model(
     config: RunConfig | dict[str, Any], view_shapes: list[tuple[int, ...]], kind: str = "mrdd"
 ) -> MRDD | ConsistencyModel:
@@ -82,20 +79,53 @@ def build_model(
 
 @dataclass
 class TrainedModel:
-    """A trained run: its config, view shapes, and the model in eval mode."""
+    """A trained run: its config, view shapes, the model in eval mode, and what the
+    checkpoint recorded of its training data (``preprocessing``, ``data_identity``;
+    unrecorded for models saved before they were recorded)."""
 
     config: RunConfig
     view_shapes: list[tuple[int, ...]]
     model: MRDD | ConsistencyModel
     best_view: int
+    preprocessing: Preprocessing | None = None
+    data_identity: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.preprocessing is None:
+            self.preprocessing = Preprocessing.unrecorded(self.view_shapes)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _views(self, views: Sequence[ArrayLike]) -> list[Tensor]:
-        """The views as float32 tensors on the model's device, after checking that they
-        fit the model: V views, each ``N×<view shape>``, all with the same ``N``."""
+    def _inputs(
+        self, views: Sequence[ArrayLike], available: ArrayLike | None, prepared: bool
+    ) -> tuple[list[Tensor], Tensor | None]:
+        """The views as the model's float32 input on its device, and the checked mask.
+
+        The views must fit the model: V views, each ``N×<view shape>`` once prepared, all
+        with the same ``N``. Raw views (``prepared`` False) get the run's preprocessing;
+        absent entries (``available`` False) are zeroed first, so they may hold anything.
+        """
+        tensors = self._tensors(views)
+        mask = self._available(available, int(tensors[0].shape[0]))
+        if mask is not None:
+            tensors = [zero_absent(x, mask[:, v]) for v, x in enumerate(tensors)]
+        rules = self.preprocessing.views
+        try:
+            tensors = [
+                float32_values(x, f"view {v}") if prepared else rule.prepare(x, shape, f"view {v}")
+                for v, (x, rule, shape) in enumerate(
+                    zip(tensors, rules, self.view_shapes, strict=True)
+                )
+            ]
+        except DataError as err:  # the loaders' own check, raised as the API's error
+            raise ViewsError(str(err)) from None
+        self._check_shapes([tuple(x.shape[1:]) for x in tensors])
+        return tensors, mask
+
+    def _tensors(self, views: Sequence[ArrayLike]) -> list[Tensor]:
+        """One tensor per view on the model's device, all with the same number of rows."""
         if isinstance(views, (Tensor, np.ndarray)) or not isinstance(views, Sequence):
             raise TypeError(
                 f"views must be a list of {len(self.view_shapes)} arrays (one per view), "
@@ -103,21 +133,29 @@ class TrainedModel:
             )
         if len(views) != len(self.view_shapes):
             raise ViewsError(f"expected {len(self.view_shapes)} views, got {len(views)}.")
-        tensors = [_as_float_tensor(x, v) for v, x in enumerate(views)]
-        for v, (x, shape) in enumerate(zip(tensors, self.view_shapes, strict=True)):
-            if tuple(x.shape[1:]) != shape:
-                raise ViewsError(
-                    f"view {v} has per-sample shape {tuple(x.shape[1:])}, the model expects "
-                    f"{shape} (a batch is a list of one N×{'×'.join(map(str, shape))} array "
-                    f"per view; the model's views are {self.view_shapes})."
-                )
-        counts = [int(x.shape[0]) for x in tensors]
+        tensors = [_as_tensor(x, f"view {v}").to(self.device) for v, x in enumerate(views)]
+        counts = [int(x.shape[0]) if x.ndim else 0 for x in tensors]
         if len(set(counts)) > 1 or counts[0] == 0:
             raise ViewsError(
                 f"the views must hold the same, non-zero number of samples, got {counts}; "
                 "row i of every view is sample i."
             )
-        return [x.to(self.device) for x in tensors]
+        return tensors
+
+    def _check_shapes(self, shapes: list[tuple[int, ...]]) -> None:
+        for v, (got, shape) in enumerate(zip(shapes, self.view_shapes, strict=True)):
+            if got != shape:
+                order = (
+                    " The views seem to be in another order: pass them in the training "
+                    "data's order (view 0 first)."
+                    if sorted(shapes) == sorted(self.view_shapes)
+                    else ""
+                )
+                raise ViewsError(
+                    f"view {v} has per-sample shape {got}, the model expects {shape} (a "
+                    f"batch is a list of one N×{'×'.join(map(str, shape))} array per view; "
+                    f"the model's views are {self.view_shapes}).{order}"
+                )
 
     def _available(self, available: ArrayLike | None, n: int) -> Tensor | None:
         if available is None:
@@ -136,18 +174,27 @@ class TrainedModel:
         return available
 
     @torch.no_grad()
-    def encode(self, views: Sequence[ArrayLike], available: ArrayLike | None = None) -> Codes:
+    def encode(
+        self,
+        views: Sequence[ArrayLike],
+        available: ArrayLike | None = None,
+        *,
+        prepared: bool = False,
+    ) -> Codes:
         """Posterior means ``c`` and ``s_v`` of a batch (no ``s`` for a stage-1-only run).
 
-        ``views``: one ``N×<view shape>`` tensor or numpy array per view (uint8 images
-        are scaled by 1/255, as the loaders do); anything else raises a
-        :class:`ViewsError` (or ``TypeError``) naming the problem.
+        ``views``: one raw ``N×…`` tensor or numpy array per view, prepared as the
+        training data were (docs/preprocessing.md): vector views standardised with the
+        training statistics, uint8 images scaled by 1/255 (float images must lie in
+        [0, 1]), channels-last or ``N×H×W`` images laid out ``N×C×H×W``, images resized
+        if the loader resized them. ``prepared=True``: the views come from
+        :func:`mrdd.data.load_dataset` and are used as they are. Anything that does not
+        fit raises a :class:`ViewsError` (or ``TypeError``) naming the problem.
 
         ``available`` (``N×V`` bool, True = present): ``c`` from the present views only,
         ``s_v`` of an absent view set to its prior mean 0 (tensors of absent views unused).
         """
-        views = self._views(views)
-        available = self._available(available, views[0].shape[0])
+        views, available = self._inputs(views, available, prepared)
         if isinstance(self.model, MRDD):
             return self.model.encode(views, available)
         return Codes(self.model.encode(views, available)[0].float(), [])
@@ -163,80 +210,193 @@ class TrainedModel:
 
     @torch.no_grad()
     def impute(
-        self, views: Sequence[ArrayLike], available: ArrayLike, source: str = "auto"
+        self,
+        views: Sequence[ArrayLike],
+        available: ArrayLike,
+        source: str = "auto",
+        *,
+        prepared: bool = False,
     ) -> list[Tensor]:
         """The views with the absent ones predicted from the present ones. ``source``:
         ``"specific"`` or ``"consistency"`` (see :meth:`mrdd.models.MRDD.impute`), or
         ``"auto"``, :attr:`best_imputer`. A stage-1-only run decodes them with its stage-1
-        decoders from ``c``."""
-        views = self._views(views)
-        available = self._available(available, views[0].shape[0])
+        decoders from ``c``. ``views`` and ``prepared`` as in :meth:`encode`; the result
+        is in the units of the input: raw vector views come back unstandardised, images
+        as float ``N×C×H×W`` in [0, 1] of the model's size."""
+        if available is None:
+            raise ViewsError(
+                "impute needs available, an N×V mask (True where a sample has the view): it "
+                "says which views to predict. Use encode for complete samples."
+            )
+        if source not in ("auto", "specific", "consistency"):
+            raise ViewsError(f"source must be 'auto', 'specific' or 'consistency', got {source!r}.")
+        views, available = self._inputs(views, available, prepared)
         if isinstance(self.model, MRDD):
             chosen = self.best_imputer if source == "auto" else source
-            return self.model.impute(views, available, chosen)
-        mu, _ = self.model.encode(views, available)
-        predicted = self.model.decode(mu)
-        return [
-            torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
-            for v, (x, p) in enumerate(zip(views, predicted, strict=True))
-        ]
+            filled = self.model.impute(views, available, chosen)
+        else:
+            mu, _ = self.model.encode(views, available)
+            filled = [
+                torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
+                for v, (x, p) in enumerate(zip(views, self.model.decode(mu), strict=True))
+            ]
+        if prepared:
+            return filled
+        return [rule.restore(x) for x, rule in zip(filled, self.preprocessing.views, strict=True)]
 
     def representations(
-        self, views: Sequence[ArrayLike], available: ArrayLike | None = None
+        self,
+        views: Sequence[ArrayLike],
+        available: ArrayLike | None = None,
+        *,
+        prepared: bool = False,
     ) -> dict[str, Tensor]:
-        """The named representations: C, every S_v, C+S_best, C+S_all."""
-        codes = self.encode(views, available)
+        """The named representations: C, every S_v, C+S_best, C+S_all (``views`` and
+        ``prepared`` as in :meth:`encode`)."""
+        codes = self.encode(views, available, prepared=prepared)
         return named_representations(codes.c, codes.s, self.best_view)
+
+    def load_data(self, options: Mapping[str, Any]) -> DatasetSplits:
+        """The dataset ``options`` describe (a dataset config), prepared as this model's
+        training data were: its vector views standardised with the model's training
+        statistics rather than their own, its images resized to the model's size unless
+        ``image_size`` is given. What ``scripts/encode.py`` and :func:`evaluate` read."""
+        options = dict(options)
+        takes = loader_options(str(options.get("name")))
+        if not self.preprocessing.recorded:
+            return load_dataset(options)
+        sizes = {rule.resized_to for rule in self.preprocessing.views} - {None}
+        if "image_size" in takes and len(sizes) == 1:
+            options.setdefault("image_size", sizes.pop())
+        if "standardize" not in takes:
+            return load_dataset(options)
+        return prepare_splits(load_dataset({**options, "standardize": False}), self.preprocessing)
+
+
+def model_file(path: str | Path) -> Path:
+    """The checkpoint ``mrdd.load`` reads for ``path``: the file itself, or in a run
+    directory ``mrdd.pt``, else ``consistency.pt``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist; pass a training run's directory (or its mrdd.pt or "
+            "consistency.pt)."
+        )
+    for name in ("mrdd.pt", "consistency.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(
+        f"{path} holds neither mrdd.pt nor consistency.pt, so no stage of a run finished "
+        "there; pass a training run's directory (or one of those files)."
+    )
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load the most complete model of a run directory (``mrdd.pt``, else ``consistency.pt``)."""
-    run_dir = Path(run_dir)
-    for name, kind in (("mrdd.pt", "mrdd"), ("consistency.pt", "consistency")):
-        path = run_dir / name
-        if path.is_file():
-            payload = load_checkpoint(path, kind=kind)
-            break
-    else:
+    """Load a trained model: ``run_dir`` is a run directory (its most complete model,
+    ``mrdd.pt``, else ``consistency.pt``) or one of those checkpoint files."""
+    path = model_file(run_dir)
+    payload = load_checkpoint(path)
+    kind = payload["kind"]
+    if kind not in ("mrdd", "consistency"):
         raise CheckpointError(
-            f"{run_dir} holds neither mrdd.pt nor consistency.pt; pass a training run's directory."
+            f"{path} is a {kind!r} resume state, not a trained model; pass the run "
+            "directory, or its mrdd.pt / consistency.pt."
         )
     config = RunConfig.from_dict(payload["config"])
     shapes = [tuple(s) for s in payload["view_shapes"]]
     model = build_model(config, shapes, kind)
     load_state(model, payload["state_dict"], str(path))
     model.to(device).eval()
-    return TrainedModel(config, shapes, model, int(config.dataset.get("best_view", 0)))
+    preprocessing = Preprocessing.from_payload(payload.get("preprocessing"), shapes)
+    if not preprocessing.recorded and any(len(s) == 1 for s in shapes):
+        log.warning(
+            "%s records no preprocessing (saved by an earlier mrdd): raw vector views are "
+            "used as given, so standardise them as the training data were.",
+            path,
+        )
+    best_view = int(config.dataset.get("best_view", 0))
+    return TrainedModel(config, shapes, model, best_view, preprocessing, payload.get("data"))
+
+
+def data_differences(trained_on: dict[str, Any] | None, data: DatasetSplits) -> list[str]:
+    """The identity fields (``split.seed``, ``test.content``, ...) in which ``data`` differ
+    from the data a model was trained on (:mod:`mrdd.data.identity`)."""
+    if trained_on is None:
+        return []
+    saved, now = _flat(trained_on), _flat(data.identity)
+    absent = "<unset>"
+    return [
+        f"{key} (model {saved.get(key, absent)!r}, now {now.get(key, absent)!r})"
+        for key in sorted(saved.keys() | now.keys())
+        if saved.get(key, absent) != now.get(key, absent)
+    ]
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def evaluate(
     run_dir: str | Path,
     overrides: Mapping[str, Any] | None = None,
     out_dir: str | Path | None = None,
+    other_data: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a training run again (what ``scripts/evaluate.py`` calls).
 
     Loads the run's model and config, applies ``overrides`` (nested, e.g.
-    ``{"eval": {"split": "train"}, "device": "cpu"}``), reloads its dataset and
-    runs :func:`mrdd.eval.evaluate_model` — the same evaluation as at the
-    end of training — writing ``metrics.json``, ``metrics.md`` and the figures
-    into ``out_dir`` (default: the run directory). Returns the metrics dict.
+    ``{"eval": {"split": "train"}, "device": "cpu"}``), reloads its dataset (prepared
+    with the model's preprocessing, :meth:`TrainedModel.load_data`) and runs
+    :func:`mrdd.eval.evaluate_model` — the same evaluation as at the end of training —
+    writing ``metrics.json``, ``metrics.md`` and the figures into ``out_dir`` (default:
+    the run directory). Returns the metrics dict.
+
+    Data or a split other than the model's training data (another seed, test or val
+    fraction, missing-view rate, file) is refused, naming what differs, unless
+    ``other_data`` is True: then ``metrics["data"]`` says how they differ.
     """
-    run_dir = Path(run_dir)
-    trained = load(run_dir)
+    path = model_file(run_dir)
+    trained = load(path)
     cfg = trained.config.with_overrides(overrides or {})
     device = resolve_device(cfg.device)
-    splits = load_dataset(cfg.dataset)
+    splits = trained.load_data(cfg.dataset)
     if [tuple(s) for s in splits.view_shapes] != trained.view_shapes:
         raise CheckpointError(
             f"The dataset {splits.name} has views {splits.view_shapes}, but the model in "
-            f"{run_dir} was trained on {trained.view_shapes}; evaluate it on its own dataset."
+            f"{path} was trained on {trained.view_shapes}; evaluate it on its own dataset."
         )
-    history_file = run_dir / "history.json"
+    data = _data_record(trained, splits, other_data, path)
+    history_file = path.parent / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else {}
-    out = Path(out_dir) if out_dir is not None else run_dir
+    out = Path(out_dir) if out_dir is not None else path.parent
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluate_model(trained.model.to(device), cfg, splits, device, out, history)
+    metrics["data"] = data
     metrics["environment"] = environment_record(device)
     save_metrics(metrics, out)
     return metrics
+
+
+def _data_record(
+    trained: TrainedModel, splits: DatasetSplits, other_data: bool, path: Path
+) -> dict[str, Any]:
+    """What ``metrics.json`` says of the evaluated data against the training data;
+    refuses other data unless ``other_data``."""
+    differences = data_differences(trained.data_identity, splits)
+    if differences and not other_data:
+        raise DataError(
+            f"these are not the data {path} was trained on: {'; '.join(differences)}. Its "
+            "training samples may be in the evaluated split; drop the dataset overrides, "
+            "or pass other_data=true to score other data on purpose."
+        )
+    if trained.data_identity is None:
+        return {"checked": False, "reason": f"{path} records no data identity"}
+    return {"checked": True, "same_as_training": not differences, "differences": differences}

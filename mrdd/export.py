@@ -1,10 +1,9 @@
 """Every sample's codes as NumPy arrays, for downstream use (what ``scripts/encode.py`` writes).
 
 >>> import mrdd
->>> from mrdd.data import load_dataset
 >>> from mrdd.export import encode_dataset
 >>> trained = mrdd.load("outputs/2026-11-24/10-00-00")
->>> codes = encode_dataset(trained, load_dataset(trained.config.dataset))
+>>> codes = encode_dataset(trained, trained.load_data(trained.config.dataset))
 >>> sorted(codes)
 ['C', 'C+S_all', 'C+S_best', 'S_0', 'S_1', 'labels', 'split']
 
@@ -35,8 +34,10 @@ def encode_dataset(
 ) -> dict[str, np.ndarray]:
     """The representations of every sample of ``data``, split after split.
 
-    ``data`` is a dataset's splits, or named splits (``{"test": splits.test}``); their views
-    must have the shapes the run was trained on. Returns float32 arrays ``C``, every
+    ``data`` is a dataset's splits, or named splits (``{"test": splits.test}``), as the
+    loaders give them (for data other than the run's own, load them with
+    :meth:`mrdd.TrainedModel.load_data`, which applies the run's preprocessing); their
+    views must have the shapes the run was trained on. Returns float32 arrays ``C``, every
     ``S_v``, ``C+S_best`` and ``C+S_all`` (``C`` alone for a stage-1-only run), each
     ``N×dim``, plus ``labels`` (``N`` ints) and ``split`` (``N`` strings, the split of each
     row). Samples with missing views are encoded from the views they have. ``progress``
@@ -51,7 +52,7 @@ def encode_dataset(
     with tqdm(total=total, unit="sample", desc="encoding", disable=not progress) as bar:
         for name, split in parts.items():
             for views, available, labels in _batches(split, batch_size):
-                reps = trained.representations(views, available)
+                reps = trained.representations(views, available, prepared=True)
                 for key, value in reps.items():
                     chunks.setdefault(key, []).append(value.float().cpu().numpy())
                 chunks.setdefault("labels", []).append(labels.cpu().numpy())

@@ -9,7 +9,8 @@ The file holds C, S_0 … S_{V-1}, C+S_best and C+S_all (float32, one row per sa
 C alone for a stage-1-only run), labels, and split ("train"/"val"/"test" per row).
 Another dataset must have views of the shapes the run was trained on. ``dataset.<key>=``
 sets that dataset's options; ``dataset.path=`` alone reads an npz file (mrdd/data/npz.py
-describes the format; its vector views are standardised with its own training split).
+describes the format). The data are prepared as the run's training data were: vector
+views standardised with the run's training statistics (docs/preprocessing.md).
 Bad arguments, a bad run directory or views that do not fit: one ``error: ...`` line, exit 2.
 """
 
@@ -25,7 +26,7 @@ from omegaconf import OmegaConf
 
 import mrdd
 from mrdd.config import ConfigError
-from mrdd.data import DataError, load_dataset
+from mrdd.data import DataError
 from mrdd.export import encode_dataset
 from mrdd.train import CheckpointError
 from mrdd.train.device import resolve_device
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
         settings, options = parse_arguments(argv)
         trained = mrdd.load(settings["run_dir"], device_named(settings.get("device", "auto")))
         config = dataset_config(trained.config.dataset, settings.get("dataset"), options)
-        data = load_dataset(config)
+        data = trained.load_data(config)
         codes = encode_dataset(trained, data, int(settings["batch_size"]), progress=True)
     except (UsageError, ConfigError, DataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

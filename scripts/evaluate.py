@@ -5,7 +5,11 @@ python scripts/evaluate.py run_dir=<run> eval.split=train eval.n_seeds=3 out_dir
 python scripts/evaluate.py run_dir=<run> eval.figures=false device=cpu
 
 Any other key=value overrides the run's saved config (the eval block, device, ...).
-Results go into the run directory unless out_dir= is given.
+Results go into the run directory unless out_dir= is given. Overrides that change the
+data or its split (dataset.seed, dataset.test_fraction, dataset.val_fraction, another
+file, ...) are refused, since the "test" split would then hold training samples, unless
+other_data=true asks to score other data on purpose (metrics.json's "data" says how
+they differ from the training data).
 """
 
 from __future__ import annotations
@@ -34,9 +38,13 @@ def main(argv: list[str]) -> int:
         )
         return 2
     out_dir = args.pop("out_dir", None)
+    other_data = args.pop("other_data", False)
+    if not isinstance(other_data, bool):
+        print(f"error: other_data= must be true or false, got {other_data!r}.", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        metrics = mrdd.evaluate(run_dir, args, out_dir)
+        metrics = mrdd.evaluate(run_dir, args, out_dir, other_data=other_data)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

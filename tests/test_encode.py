@@ -109,7 +109,10 @@ def test_script_encodes_a_new_npz_file(trained_run, tmp_path, encode_main):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run_dir={tmp}/nothing", "out={tmp}/c.npz"], "holds neither mrdd.pt nor consistency.pt"),
+        (
+            ["run_dir={tmp}/nothing", "out={tmp}/c.npz"],
+            "nothing does not exist; pass a training run",
+        ),
         (["run_dir={run}"], "out= is missing"),
         (["run_dir={run}", "out={tmp}/c.npz", "dataset.path={tmp}/big.npz"], "trained on views"),
         (["run_dir={run}", "out={tmp}/c.npz", "dataset=no_such_set"], "Unknown dataset"),

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from mrdd.data.identity import split_identity
+
+if TYPE_CHECKING:
+    from mrdd.data.preprocess import Preprocessing
 
 
 class DataError(ValueError):
@@ -169,6 +172,10 @@ class DatasetSplits:
     #: The settings that drew the split (seed, test fraction, missing-view rate and seed),
     #: as :func:`mrdd.data.load_dataset` passed them; part of :attr:`identity`.
     split_settings: dict[str, Any] = field(default_factory=dict)
+    #: What the loader did to each view before training (:mod:`mrdd.data.preprocess`),
+    #: saved with the model so raw inputs can be prepared alike; ``None``: not recorded
+    #: (a loader that builds its splits without :func:`mrdd.data.common.make_splits`).
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.best_view < self.train.num_views:

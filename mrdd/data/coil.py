@@ -31,8 +31,8 @@ from mrdd.data.common import (
     describe_missing,
     make_splits,
     read_image,
-    resize_images,
 )
+from mrdd.data.preprocess import recorded_for, resize_images
 from mrdd.data.registry import register_dataset
 
 POSES = 72
@@ -159,6 +159,7 @@ def _load_coil(
         seed=seed,
         test_fraction=test_fraction,
         class_names=[f"obj{k}" for k in range(1, spec.num_objects + 1)],
+        preprocessing=recorded_for(views, resized_to=image_size),
     )
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits, MultiViewData, stratified_split
 from mrdd.data.checks import check_samples
+from mrdd.data.preprocess import (
+    Preprocessing,
+    float32_values,
+    recorded_for,
+    standardized,
+)
 
 #: PIL modes that hold one grey channel (a view of only these is read as 1 channel).
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -71,43 +76,6 @@ def image_mode(path: str | Path) -> str:
         raise DataError(f"Cannot open image {path}: {err}") from err
 
 
-def resize_images(images: Sequence[Tensor] | Tensor, size: int, chunk: int = 256) -> Tensor:
-    """Stack uint8 ``C×H×W`` images (or take a uint8/float ``N×C×H×W`` tensor) and resize
-    them to ``size×size`` float32 in [0, 1] with bilinear, antialiased interpolation.
-
-    Float images (16-bit ones, see :func:`read_image`) are taken as already in [0, 1].
-    Images of different sizes are allowed in a sequence; each chunk of images of equal
-    size and type is resized in one call, so memory stays bounded for large datasets.
-    """
-    if size <= 0:
-        raise DataError(f"image_size must be positive, got {size}.")
-    n = len(images)
-    if n == 0:
-        raise DataError("No images to resize.")
-    channels = int(images[0].shape[0]) if not isinstance(images, Tensor) else images.shape[1]
-    out = torch.empty(n, channels, size, size, dtype=torch.float32)
-    start = 0
-    while start < n:
-        stop = start + 1
-        shape, dtype = images[start].shape, images[start].dtype
-        while (
-            stop < n
-            and stop - start < chunk
-            and (images[stop].shape, images[stop].dtype) == (shape, dtype)
-        ):
-            stop += 1
-        batch = images[start:stop]
-        batch = batch if isinstance(batch, Tensor) else torch.stack(list(batch))
-        batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
-        if tuple(batch.shape[-2:]) != (size, size):
-            batch = F.interpolate(
-                batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-            )
-        out[start:stop] = batch.clamp_(0.0, 1.0)
-        start = stop
-    return out
-
-
 def check_split_options(seed: int, test_fraction: float) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise DataError(f"seed must be an integer, got {seed!r}.")
@@ -116,22 +84,22 @@ def check_split_options(seed: int, test_fraction: float) -> None:
 
 
 def standardize(views: list[Tensor], train_idx: Tensor) -> list[Tensor]:
-    """Per-view standardisation of vector (``N×D``) views with train-split statistics.
-
-    Every feature gets zero mean and unit variance over the training samples; constant
-    features (zero variance) are only centred. Image views are returned unchanged.
-    """
+    """Per-view standardisation of vector (``N×D``) views with train-split statistics
+    (:func:`vector_statistics`). Image views are returned unchanged."""
     out = []
     for x in views:
-        if x.ndim != 2:
-            out.append(x)
-            continue
-        train = x[train_idx].double()
-        mean = train.mean(0)
-        std = train.std(0, unbiased=False)
-        std = torch.where(std > 1e-12 * (1.0 + mean.abs()), std, torch.ones_like(std))
-        out.append(((x.double() - mean) / std).float())
+        out.append(standardized(x, *vector_statistics(x[train_idx])) if x.ndim == 2 else x)
     return out
+
+
+def vector_statistics(train: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature float64 mean and standard deviation of a vector view's training rows:
+    every feature gets zero mean and unit variance; a constant feature (zero variance)
+    gets std 1, so it is only centred."""
+    train = train.double()
+    mean = train.mean(0)
+    std = train.std(0, unbiased=False)
+    return mean, torch.where(std > 1e-12 * (1.0 + mean.abs()), std, torch.ones_like(std))
 
 
 def make_splits(
@@ -147,13 +115,16 @@ def make_splits(
     standardize_vectors: bool = False,
     available: Tensor | None = None,
     where: str | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> DatasetSplits:
     """Check the data (:func:`mrdd.data.checks.check_samples`), split it (seeded and
     stratified unless indices are given) and wrap it as DatasetSplits.
 
     ``available``: the data's ``N×V`` view-availability mask, if views are missing.
     ``where``: the data's source (file or folder) as error messages name it (default
-    ``name``)."""
+    ``name``). ``preprocessing``: what the loader did to the views (default: nothing
+    beyond scaling images to [0, 1], :func:`mrdd.data.preprocess.recorded_for`); the
+    standardisation statistics are added here."""
     where = where or name
     check_samples(views, labels, class_names, where)
     labels = labels.long()
@@ -165,8 +136,14 @@ def make_splits(
             f"{where}: the split leaves {len(train_idx)} training and {len(test_idx)} test "
             "samples; both must be non-empty (add samples or change test_fraction)."
         )
+    preprocessing = preprocessing or recorded_for(views)
     if standardize_vectors:
-        views = standardize(views, train_idx)
+        views = list(views)
+        for v, x in enumerate(views):
+            if x.ndim == 2:
+                mean, std = vector_statistics(x[train_idx])
+                views[v] = standardized(x, mean, std)
+                preprocessing = preprocessing.with_statistics(v, mean, std)
     full = MultiViewData(views, labels, name, available)
     return DatasetSplits(
         train=full.subset(train_idx, f"{name}/train"),
@@ -174,32 +151,17 @@ def make_splits(
         num_classes=len(class_names),
         name=name,
         class_names=list(class_names),
+        preprocessing=preprocessing,
     )
 
 
 def float32_tensor(array: np.ndarray, what: str) -> Tensor:
-    """``array`` (numeric, ``N×…``) as a float32 tensor, the type every view trains in.
-
-    Refuses NaN/inf, and values that are finite in ``array`` but beyond the range of
-    float32 (about ±3.4e38), which the conversion would turn into inf. ``what`` names
-    the array in messages ("data.npz: view_0")."""
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).reshape(len(array), -1).any(1).sum())
-        raise DataError(
-            f"{what} contains NaN or inf values in {bad} samples; clean or impute them first."
-        )
-    with np.errstate(over="ignore"):  # overflow is reported below, with what to do
-        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).reshape(len(x), -1).any(1).sum())
-        top = float(np.abs(array).max())
-        raise DataError(
-            f"{what} holds values as large as {top:.3g} (in {bad} samples), beyond the "
-            f"float32 range (±{float(np.finfo(np.float32).max):.3g}) that training uses; "
-            "they would overflow to inf. Rescale the view before saving it (divide by a "
-            "constant, or take a log)."
-        )
-    return x
+    """``array`` (numeric, ``N×…``) as a float32 tensor, the type every view trains in
+    (checked by :func:`float32_values`). ``what`` names the array in messages
+    ("data.npz: view_0")."""
+    if not array.dtype.isnative:  # torch reads native byte order only
+        array = array.astype(array.dtype.newbyteorder("="))
+    return float32_values(torch.from_numpy(np.ascontiguousarray(array)), what)
 
 
 def describe_missing(items: Sequence[str], limit: int = 5) -> str:

@@ -36,8 +36,8 @@ from mrdd.data.common import (
     image_mode,
     make_splits,
     read_image,
-    resize_images,
 )
+from mrdd.data.preprocess import recorded_for, resize_images
 from mrdd.data.registry import register_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -123,4 +123,5 @@ def load_folder(
         test_fraction=test_fraction,
         class_names=class_names,
         where=str(base),
+        preprocessing=recorded_for(views, resized_to=image_size),
     )

@@ -5,8 +5,9 @@ Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``)
 * ``view_0``, ``view_1``, …, ``view_{V-1}`` (numbered from 0 without gaps, V ≥ 1): one
   array per view, all with the same number of samples N in the first dimension. Each is
   ``N×D`` feature vectors, ``N×C×H×W`` images, or ``N×H×W`` grey images (a channel
-  dimension is added). uint8 images are scaled by 1/255; float images must already lie in
-  [0, 1]. Views may differ in shape and type.
+  dimension is added). Channels-last ``N×H×W×C`` images (last axis 1, 3 or 4, second
+  axis not) are transposed to ``N×C×H×W``, with a logged line. uint8 images are scaled
+  by 1/255; other images must already lie in [0, 1]. Views may differ in shape and type.
 * ``labels``: N class labels (integers or strings). They are used only for evaluation and
   are renumbered 0..K-1 in sorted order; ``class_names`` keeps the original values.
 * ``split`` (optional): N values, 0 or ``"train"`` for training samples, 1 or ``"test"``
@@ -22,14 +23,22 @@ test class present in training, and views that are neither empty (``N×0``) nor 
 in every sample (:mod:`mrdd.data.checks`); float64 values must fit in float32.
 
 With ``standardize=True`` every vector view is standardised per feature (zero mean, unit
-variance with training-split statistics only); image views are left as they are.
+variance with training-split statistics only); image views are left as they are. What
+was done is recorded (:mod:`mrdd.data.preprocess`) and saved with the model, which
+applies it to raw inputs (docs/preprocessing.md).
+
+A file that is not an .npz archive (a renamed .npy, a text file) or whose archive is
+damaged (a flipped bit, a cut-off copy) is refused in one line naming it.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,13 +46,16 @@ from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits
 from mrdd.data.common import check_split_options, float32_tensor, make_splits
+from mrdd.data.preprocess import channels_first, image_values, recorded_for
 from mrdd.data.registry import register_dataset
 
 _VIEW = re.compile(r"^view_(\d+)$")
 _KNOWN = {"labels", "split", "class_names", "available"}
 
 
-def _view_tensor(array: np.ndarray, key: str, where: str) -> Tensor:
+def _view_tensor(array: np.ndarray, key: str, where: str) -> tuple[Tensor, bool]:
+    """One view as the float32 tensor training uses, and whether it was stored
+    channels-last (:mod:`mrdd.data.preprocess` holds the rules the API applies too)."""
     if array.dtype == object or array.dtype.kind not in "biuf":
         raise DataError(f"{where}: {key} has dtype {array.dtype}; views must be numeric arrays.")
     if array.ndim == 3:
@@ -53,18 +65,12 @@ def _view_tensor(array: np.ndarray, key: str, where: str) -> Tensor:
             f"{where}: {key} has shape {array.shape}; expected N×D vectors, N×H×W or N×C×H×W "
             "images (a single feature per sample must be stored as N×1)."
         )
-    if array.ndim == 4 and array.dtype == np.uint8:
-        return torch.from_numpy(array.astype(np.float32) / 255.0)
-    x = float32_tensor(array, f"{where}: {key}")
-    if x.ndim == 4 and x.numel() and (x.min() < 0 or x.max() > 1):
-        kind = "float" if array.dtype.kind == "f" else str(array.dtype)
-        raise DataError(
-            f"{where}: {key} holds {kind} images with values in [{float(x.min()):.3g}, "
-            f"{float(x.max()):.3g}]; image views must be uint8 (0..255) or float in [0, 1]. "
-            "Scale them (e.g. divide 16-bit images by 65535), or flatten to N×D to use them "
-            "as feature vectors."
-        )
-    return x
+    if array.ndim == 2:
+        return float32_tensor(array, f"{where}: {key}"), False
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    images, was_channels_last = channels_first(torch.from_numpy(array), f"{where}: {key}")
+    return image_values(images, f"{where}: {key}"), was_channels_last
 
 
 def _labels(array: np.ndarray, where: str) -> tuple[Tensor, list[str]]:
@@ -116,10 +122,11 @@ def _read_arrays(file: Path) -> dict[str, np.ndarray | None]:
     """The archive's arrays by role: ``labels``, ``views`` (a list), and the optional
     ``split``, ``class_names`` and ``available`` (``None`` when absent)."""
     where = str(file)
+    _check_is_zip(file)
     try:
         archive = np.load(file, allow_pickle=False)
-    except Exception as err:
-        raise DataError(f"{where}: cannot read as a .npz archive: {err}") from err
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise DataError(f"{where}: {_DAMAGED} ({type(err).__name__}: {err}).") from err
     with archive:
         keys = list(archive.files)
         if "labels" not in keys:
@@ -137,15 +144,50 @@ def _read_arrays(file: Path) -> dict[str, np.ndarray | None]:
         other = sorted(set(keys) - _KNOWN - {f"view_{i}" for i in numbers})
         if other:
             warnings.warn(f"{where}: ignoring arrays {other}.", stacklevel=3)
-        try:
-            arrays = {k: archive[k] if k in keys else None for k in _KNOWN}
-            arrays["views"] = [archive[f"view_{i}"] for i in numbers]
-        except ValueError as err:  # object arrays need pickle
-            raise DataError(
-                f"{where}: an array needs pickle to load ({err}); store numeric arrays and "
-                "fixed-width strings only."
-            ) from err
+        arrays = {k: _member(archive, k, where) if k in keys else None for k in _KNOWN}
+        arrays["views"] = [_member(archive, f"view_{i}", where) for i in numbers]
     return arrays
+
+
+#: What every damaged-archive message says to do.
+_DAMAGED = (
+    "the .npz archive is damaged or truncated; write it again with numpy.savez (or copy it again)"
+)
+
+
+def _check_is_zip(file: Path) -> None:
+    """Refuse a file that is not a zip archive (what numpy.savez writes) by what it is:
+    a lone .npy array renamed, or another file (text, pickle), before numpy guesses."""
+    with file.open("rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PK"):
+        return
+    what = (
+        "a single .npy array (numpy.save), not an .npz archive"
+        if head == b"\x93NUMPY"
+        else (f"not an .npz archive (it starts with {head!r}; an .npz file is a zip archive)")
+    )
+    raise DataError(
+        f"{file}: the file is {what}. Save the data with numpy.savez(path, view_0=..., "
+        "view_1=..., labels=...)."
+    )
+
+
+def _member(archive: Any, key: str, where: str) -> np.ndarray:
+    """One array of the archive, read now (zip damage shows only when it is read)."""
+    try:
+        return archive[key]
+    except ValueError as err:  # object arrays need pickle
+        if "pickle" not in str(err):
+            raise DataError(f"{where}: {key} cannot be read ({err}); {_DAMAGED}.") from err
+        raise DataError(
+            f"{where}: {key} holds Python objects (dtype object), which load only by "
+            "unpickling; store numeric arrays and fixed-width strings only."
+        ) from err
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+        raise DataError(
+            f"{where}: {key} cannot be read ({type(err).__name__}: {err}); {_DAMAGED}."
+        ) from err
 
 
 def _class_names(raw: np.ndarray | None, names: list[str], where: str) -> list[str]:
@@ -188,14 +230,17 @@ def load_npz(
             + ", ".join(f"view_{i}: {c}" for i, c in enumerate(counts))
             + "."
         )
-    views = [_view_tensor(a, f"view_{i}", where) for i, a in enumerate(arrays["views"])]
+    views, channels_last = zip(
+        *(_view_tensor(a, f"view_{i}", where) for i, a in enumerate(arrays["views"])),
+        strict=True,
+    )
     train_idx = test_idx = None
     if arrays["split"] is not None:
         train_idx, test_idx = _split(arrays["split"], n, where)
     else:
         check_split_options(seed, test_fraction)
     return make_splits(
-        views,
+        list(views),
         labels,
         file.stem,
         seed=seed,
@@ -206,4 +251,5 @@ def load_npz(
         standardize_vectors=bool(standardize),
         available=_available(arrays["available"], where),
         where=where,
+        preprocessing=recorded_for(views, channels_last=channels_last),
     )

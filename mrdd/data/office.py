@@ -35,8 +35,8 @@ from mrdd.data.common import (
     describe_missing,
     make_splits,
     read_image,
-    resize_images,
 )
+from mrdd.data.preprocess import recorded_for, resize_images
 from mrdd.data.registry import register_dataset
 
 DOMAINS = ("amazon", "dslr", "webcam")
@@ -194,6 +194,7 @@ def load_office31(
         seed=seed,
         test_fraction=test_fraction,
         class_names=list(data["classes"]),
+        preprocessing=recorded_for(views, resized_to=image_size),
     )
 
 

@@ -39,6 +39,12 @@ def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loader_options(name: str) -> set[str]:
+    """The options the loader of dataset ``name`` takes (empty for an unknown name)."""
+    loader = _REGISTRY.get(name)
+    return set(inspect.signature(loader).parameters) if loader else set()
+
+
 def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     """Load the dataset described by ``options`` (a dataset config: ``name`` + options).
 

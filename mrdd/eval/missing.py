@@ -54,7 +54,7 @@ def impute_split(
     trained.model.eval()
     parts: list[list[Tensor]] = []
     for views, _, available, _ in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
-        parts.append([x.cpu() for x in trained.impute(views, available, source)])
+        parts.append([x.cpu() for x in trained.impute(views, available, source, prepared=True)])
     return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
 
 

@@ -89,6 +89,12 @@ class MRDD(nn.Module):
         the frozen stage-1 decoder of view ``v``, which MCP trained to predict the full
         view from ``c`` of masked input. Present views are returned as they are.
         """
+        if not isinstance(available, Tensor) or available.shape != (views[0].shape[0], len(views)):
+            raise ValueError(
+                "impute needs available, an N×V bool tensor (True where a sample has the "
+                f"view) for the {len(views)} views; got "
+                f"{type(available).__name__ if available is None else tuple(available.shape)}."
+            )
         if source not in ("specific", "consistency"):
             raise ValueError(f"source must be 'specific' or 'consistency', got {source!r}.")
         codes = self.encode(views, available)

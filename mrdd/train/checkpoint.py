@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict (loadable with ``weights_only=True``): the run's
 resolved config, the view shapes, the identity of the data and split it was trained
-on (:attr:`mrdd.data.DatasetSplits.identity`), and the model's state dict (plus, for
+on (:attr:`mrdd.data.DatasetSplits.identity`), the model checkpoints also what the
+loader did to the views (``preprocessing``), and the model's state dict (plus, for
 the resume states of :mod:`mrdd.train.state`, optimisers, schedulers and RNG).
 A run refuses a checkpoint whose settings or data differ from its own, naming them.
 """
@@ -83,9 +84,13 @@ def save_model_checkpoint(
     view_shapes: list[tuple[int, ...]],
     history: list[dict[str, float]] | None = None,
     data_identity: dict[str, Any] | None = None,
+    *,
+    preprocessing: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it
-    and ``data_identity``, the identity of its training data (``splits.identity``)."""
+    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it,
+    ``data_identity``, the identity of its training data (``splits.identity``), and
+    ``preprocessing``, what the loader did to its views (``splits.preprocessing``'s
+    payload, :mod:`mrdd.data.preprocess`; checkpoints without it load as "not recorded")."""
     atomic_torch_save(
         {
             "format": FORMAT_VERSION,
@@ -94,6 +99,7 @@ def save_model_checkpoint(
             "config": config.to_dict(),
             "view_shapes": [list(s) for s in view_shapes],
             "data": data_identity,
+            "preprocessing": preprocessing,
             "state_dict": model.state_dict(),
             "history": history or [],
         },

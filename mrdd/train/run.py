@@ -220,7 +220,10 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
     if ctx.dist.is_main:
         path = ctx.out_dir / f"{model_file}.pt"
         shapes, identity = ctx.splits.view_shapes, ctx.splits.identity
-        save_model_checkpoint(path, model_file, stage.model, ctx.cfg, shapes, history, identity)
+        prep = ctx.splits.preprocessing.to_payload() if ctx.splits.preprocessing else None
+        save_model_checkpoint(
+            path, model_file, stage.model, ctx.cfg, shapes, history, identity, preprocessing=prep
+        )
     return history
 
 
