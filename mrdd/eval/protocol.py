@@ -34,6 +34,7 @@ from mrdd.eval.metrics import (
     redundancy_r2,
 )
 from mrdd.eval.representations import (
+    MANIFOLD,
     RAW_FLOOR,
     extract_codes,
     headline,
@@ -156,11 +157,15 @@ def all_clustering_rows(
     evaluated split's manifold codes (what ``umap.png`` draws).
 
     ``features[split][name]`` are the representations and raw floor of every split. The
-    UMAP embedding is fitted once per representation (on train) and serves every split,
+    UMAP embedding is fitted once per representation of :data:`MANIFOLD` (on train) and serves every split,
     every KMeans seed and the figure; without the umap method it is fitted for the
     figure's representations only, and not at all without figures.
     """
-    shown = features[ev.split] if "umap" in ev.clustering else headline(features[ev.split])
+    shown = (
+        {n: x for n, x in features[ev.split].items() if n in MANIFOLD}
+        if "umap" in ev.clustering
+        else headline(features[ev.split])
+    )
     names = [name for name in shown if name in features[FIT_SPLIT]]
     needed = "umap" in ev.clustering or ev.figures
     embedded = manifold_codes(features, clustered, names, ev, seed) if needed else {}

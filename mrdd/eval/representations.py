@@ -21,6 +21,11 @@ HEADLINE = ("C", "C+S_best")
 #: The raw-input floor among the clustered representations (see :func:`raw_floor`).
 RAW_FLOOR = "raw_best"
 
+#: What the umap clustering method embeds: the combined codes and the raw floor. The
+#: single specific codes ``S_v`` are left to KMeans: each UMAP fit costs ~30 CPU-s at the
+#: default size (docs/evaluation.md), and no verdict reads ``S_v`` under it.
+MANIFOLD = ("C", "C+S_best", "C+S_all", RAW_FLOOR)
+
 
 def specific_name(v: int) -> str:
     """The name of view ``v``'s specific code ``s_v`` among the representations."""
