@@ -96,10 +96,16 @@ def train(cfg: DictConfig) -> float | None:
     """One run; returns the score ``optimize_metric`` names (for a Hydra sweeper), if any."""
     output_dir = HydraConfig.get().runtime.output_dir
     config = _guarded(lambda: RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True)))
-    metrics = _guarded(lambda: run(config, output_dir))
+    metrics = _guarded(lambda: run(config, output_dir, named=_named_settings()))
     if config.optimize_metric is None:
         return None
     return find_score(metrics.get("scores", []), config.optimize_metric) if metrics else None
+
+
+def _named_settings() -> list[str]:
+    """The keys named on the command line (a sweep job's own values included), which a
+    stage that does not use them refuses (:func:`mrdd.train.run.settled_config`)."""
+    return [item.split("=", 1)[0].lstrip("+~") for item in HydraConfig.get().overrides.task]
 
 
 def _hydra_overrides_for_other_ranks() -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from mrdd.config import RunConfig
+from mrdd.config import RunConfig, adopt_stage1_settings, refuse_unused_settings
 from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
 from mrdd.eval import evaluate_model, metrics_markdown
 from mrdd.models import MRDD, ConsistencyModel
@@ -77,14 +77,20 @@ class RunContext:
     monitor: TrainingMonitor | None = None
 
 
-def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def run(
+    cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, named: Collection[str] = ()
+) -> dict[str, Any]:
     """Train the configured stage(s) and evaluate; return the metrics dict.
 
     Every user error (config, data, checkpoint) is raised before training starts.
+    ``named``: the settings the user named (the command line's keys), which
+    :func:`settled_config` refuses where the chosen stage does not use them.
     With ``resume``, each stage continues from its saved state in ``out_dir``.
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each global
     batch; rank 0 alone logs, writes into ``out_dir`` and evaluates, while the other
     ranks, which only read ``out_dir`` to resume, wait for it and return ``{}``."""
+    if not resume:
+        cfg = settled_config(cfg, named)
     with distributed_session(resolve_device(cfg.device)) as (dist, device):
         # per-rank seeds: masks and noise differ across shards; DDP syncs the initial weights
         seed_everything(cfg.seed + dist.rank, cfg.deterministic)
@@ -96,6 +102,21 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
             metrics = _evaluate(ctx, model, histories, start) if dist.is_main else {}
         barrier(dist, device)
         return metrics
+
+
+def settled_config(cfg: RunConfig, named: Collection[str] = ()) -> RunConfig:
+    """The config a new run records: a setting the chosen stage does not use is refused;
+    a stage-2-only run takes its stage-1 settings from the checkpoint it loads
+    (:func:`mrdd.config.adopt_stage1_settings`), logging each one taken."""
+    refuse_unused_settings(cfg, named)
+    if cfg.stage != "disentangle":
+        return cfg
+    where = str(cfg.consistency_ckpt)
+    payload = load_checkpoint(where, kind="consistency")
+    cfg, adopted = adopt_stage1_settings(cfg, payload["config"], named, where)
+    for line in adopted:
+        log.info("stage-1 setting of %s recorded: %s", where, line)
+    return cfg
 
 
 @contextmanager
