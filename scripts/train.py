@@ -10,7 +10,9 @@ torchrun --nproc_per_node=4 scripts/train.py experiment=paper_edge_mnist   # 4 G
 
 ``resume=<run_dir>`` takes no other arguments: the run continues with the config saved
 in its directory and writes into it. User errors (config, data, checkpoint) print one
-``error: ...`` line and exit with status 2; a run stopped by NaN/inf exits with status 1.
+``error: ...`` line and exit with status 2; a run stopped by NaN/inf or a failing disk
+exits with status 1. A sweep (``-m``) runs every job it can and ends by listing the jobs
+refused for a user error, with status 2. docs/troubleshooting.md lists the messages.
 """
 
 from __future__ import annotations

@@ -230,3 +230,33 @@ def test_a_sweep_runs_its_good_jobs_and_ends_naming_the_bad_one(tmp_path):
     done = [json.loads((tmp_path / "sweep" / n / "run_info.json").read_text()) for n in "02"]
     assert [d["config"]["train"]["mask_ratio"] for d in done] == [0.5, 0.3]
     assert all(d["status"] == "finished" for d in done)
+
+
+# --- scripts/evaluate.py paths ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("a_file", "out_dir={out} is a file; name a folder"),
+        ("a_file/val", "out_dir={out} is under {tmp}/a_file, a file; name a folder"),
+    ],
+)
+def test_evaluate_refuses_an_out_dir_that_cannot_be_a_folder(
+    finished, tmp_path, capsys, where, message
+):
+    (tmp_path / "a_file").write_text("x")
+    main = runpy.run_path(str(ROOT / "scripts" / "evaluate.py"))["main"]
+    out = tmp_path / where
+    assert main([f"run_dir={finished}", f"out_dir={out}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: " + message.format(out=out, tmp=tmp_path) + " for the results."
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_evaluate_names_a_run_dir_that_does_not_exist(tmp_path, capsys):
+    main = runpy.run_path(str(ROOT / "scripts" / "evaluate.py"))["main"]
+    assert main([f"run_dir={tmp_path / 'typo'}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: run_dir={tmp_path / 'typo'} does not exist; pass a training run's directory."
+    )

@@ -42,7 +42,13 @@ RUN_FILES = (
 
 
 #: Files that only a run that trained writes: without them, a failed run lost nothing.
-TRAINED_FILES = RUN_FILES[2:]
+TRAINED_FILES = (
+    "consistency.pt",
+    "mrdd.pt",
+    "consistency_state.pt",
+    "disentangle_state.pt",
+    "metrics.json",
+)
 
 #: The lock a process holds while it works in a run directory (:func:`run_dir_lock`).
 LOCK_FILE = "run.lock"
