@@ -104,16 +104,22 @@ def _check_run_dir(args: list[str]) -> None:
 
 #: The sweep jobs refused for a user error, one line each (summarised by :func:`main`).
 REFUSED_JOBS: list[str] = []
+#: The environment variable holding the pid of the process that runs the sweep: jobs in
+#: that process (Hydra's basic launcher) are recorded; a job in a process of its own
+#: (submitit, Slurm) fails alone, and its launcher reports it.
+SWEEP_PID = "MRDD_SWEEP_PID"
 
 
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
 def train(cfg: DictConfig) -> float | None:
     """One run; returns the score ``optimize_metric`` names (for a Hydra sweeper), if any.
-    In a sweep (``-m``), a job refused for a user error is recorded and the sweep goes on
-    to its next job; :func:`main` ends with the refused ones and exit status 2."""
+    In a sweep (``-m``) whose jobs run in this process, a job refused for a user error is
+    recorded and the sweep goes on to its next job; :func:`main` ends with the refused
+    ones and exit status 2 (see :data:`SWEEP_PID`)."""
     output_dir = HydraConfig.get().runtime.output_dir
     job = lambda: _one_run(cfg, output_dir)  # noqa: E731
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
+    in_sweep_process = os.environ.get(SWEEP_PID) == str(os.getpid())
+    if HydraConfig.get().mode == RunMode.MULTIRUN and in_sweep_process:
         job = _recording_refusal(job)
     return _guarded(job, output_dir)
 
@@ -135,7 +141,7 @@ def _recording_refusal(job: Callable[[], float | None]) -> Callable[[], float | 
             return job()
         except USER_ERRORS as err:
             hydra = HydraConfig.get()
-            swept = [item for item in hydra.overrides.task if item not in sys.argv]
+            swept = [item for item in hydra.overrides.task if _key(item) in _swept_keys()]
             where = f"job {hydra.job.num} ({' '.join(swept) or hydra.runtime.output_dir})"
             print(f"error: {where}: {err}", file=sys.stderr)
             REFUSED_JOBS.append(f"{where}: {err}")
@@ -144,10 +150,25 @@ def _recording_refusal(job: Callable[[], float | None]) -> Callable[[], float | 
     return recorded
 
 
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _swept_keys() -> set[str]:
+    """The keys the command line sweeps over (``key=a,b``, ``key=range(...)``, ...)."""
+    keys = set()
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        listed = "," in value and not value.startswith(("[", "{"))  # not a list or mapping
+        if listed or value.startswith(("range(", "choice(", "glob(", "interval(")):
+            keys.add(_key(key))
+    return keys
+
+
 def _named_settings() -> list[str]:
     """The keys named on the command line (a sweep job's own values included), which a
     stage that does not use them refuses (:func:`mrdd.train.run.settled_config`)."""
-    return [item.split("=", 1)[0].lstrip("+~") for item in HydraConfig.get().overrides.task]
+    return [_key(item) for item in HydraConfig.get().overrides.task]
 
 
 def _hydra_overrides_for_other_ranks() -> list[str]:
@@ -167,6 +188,7 @@ def main() -> None:
         if int(os.environ.get("RANK", "0")) == 0:
             _check_run_dir(args)
         sys.argv += _hydra_overrides_for_other_ranks()
+        os.environ[SWEEP_PID] = str(os.getpid())
         train()
         if REFUSED_JOBS:
             _exit(
