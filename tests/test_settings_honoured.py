@@ -29,7 +29,7 @@ STAGE1 = {"mask_ratio": 0.5, "view_dropout": 0.5, "calibrate_bn": False, "epochs
 
 def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
