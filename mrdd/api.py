@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mrdd.config import RunConfig
+from mrdd.config import RunConfig, typed_dataset
 from mrdd.data import DataError, DatasetSplits, load_dataset
 from mrdd.data.base import zero_absent
 from mrdd.data.preprocess import Preprocessing, float32_values, prepare_splits
@@ -263,12 +263,11 @@ class TrainedModel:
         ``image_size`` is given. What ``scripts/encode.py`` and :func:`evaluate` read."""
         options = dict(options)
         takes = loader_options(str(options.get("name")))
-        if not self.preprocessing.recorded:
-            return load_dataset(options)
         sizes = {rule.resized_to for rule in self.preprocessing.views} - {None}
-        if "image_size" in takes and len(sizes) == 1:
+        if self.preprocessing.recorded and "image_size" in takes and len(sizes) == 1:
             options.setdefault("image_size", sizes.pop())
-        if "standardize" not in takes:
+        options = typed_dataset(options)  # after the model's size: the schema fills defaults
+        if not self.preprocessing.recorded or "standardize" not in takes:
             return load_dataset(options)
         return prepare_splits(load_dataset({**options, "standardize": False}), self.preprocessing)
 

@@ -16,11 +16,11 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 #: numpy and scikit-learn take seeds (``random_state``) in ``[0, 2**32 - 1]``.
@@ -31,24 +31,179 @@ class ConfigError(ValueError):
     """A configuration value is unknown, missing, or out of range."""
 
 
-#: The options every dataset takes (handled by :func:`mrdd.data.load_dataset`, whatever
-#: the dataset), merged under every ``dataset`` mapping.
+@dataclass
+class DatasetConfig:
+    """The keys every dataset takes (handled by :func:`mrdd.data.load_dataset`, whatever
+    the dataset). Each built-in dataset's schema below adds the keyword arguments of its
+    loader; ``RunConfig.validate`` types a ``dataset`` mapping with the schema its ``name``
+    picks (:func:`typed_dataset`), so a wrong type or an unknown key fails by name before
+    anything is written, and ``config.json`` records every option the loader used."""
+
+    name: str = MISSING  # a configs/dataset file, or a loader registered by register_dataset
+    best_view: int = 0  # the view v whose S_v makes the representation C‖S_best
+    missing_rate: float = (
+        0.0  # fraction of samples (train, test) losing a random proper subset of views
+    )
+    missing_seed: int = 0  # seed of those missing-view masks
+    val_fraction: float = (
+        0.1  # stratified share of the training split held out as validation (0: none)
+    )
+    val_seed: int = 0  # seed of that validation split
+
+    def validate(self) -> None:
+        _non_negative(self, "best_view")
+        for key in ("val_fraction", "missing_rate"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"dataset.{key} must be in [0, 1), got {getattr(self, key)}.")
+        _seeds(self, "missing_seed", "val_seed")
+
+
+@dataclass
+class SplitDatasetConfig(DatasetConfig):
+    """A dataset without an official test split: a stratified one is drawn."""
+
+    seed: int = 0  # seed of the stratified train/test split
+    test_fraction: float = 0.2  # share of the samples in the test split
+
+    def validate(self) -> None:
+        super().validate()
+        _seeds(self, "seed")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(
+                f"dataset.test_fraction must be in (0, 1) (the share of samples tested on), "
+                f"got {self.test_fraction}."
+            )
+
+
+@dataclass
+class EdgeMnist5kDataset(DatasetConfig):
+    """``edge_mnist_5k``: the embedded 5,000 MNIST digits and their edge maps."""
+
+    name: str = "edge_mnist_5k"
+    image_size: int = 32  # side of the digit and edge images
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "image_size")
+
+
+@dataclass
+class EdgeMnistDataset(DatasetConfig):
+    """``edge_mnist`` / ``edge_fmnist``: the full sets, official 60k/10k split."""
+
+    name: str = "edge_mnist"
+    root: str = "data"  # folder holding MNIST/raw (or FashionMNIST/raw)
+    download: bool = False  # fetch the raw files into root when they are missing
+    image_size: int = 32  # side of the images and edge maps
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "image_size")
+
+
+@dataclass
+class CoilDataset(SplitDatasetConfig):
+    """``coil20`` / ``coil100``: objects on a turntable, poses dealt into views."""
+
+    name: str = "coil20"
+    root: str = "data/coil20"  # folder holding coil-20-proc (coil-100)
+    image_size: int = 64  # side of the resized images
+    num_views: int = 3  # poses per sample, each a view
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "image_size", "num_views")
+
+
+@dataclass
+class FolderDataset(SplitDatasetConfig):
+    """``folder``: your own images, ``<path>/view_<v>/<class>/<sample_id>.<png|jpg>``."""
+
+    name: str = "folder"
+    path: str = MISSING  # the folder
+    image_size: int = 64  # side of the resized images
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "image_size")
+
+
+@dataclass
+class NpzDataset(SplitDatasetConfig):
+    """``npz``: your own arrays in one .npz file (format: mrdd/data/npz.py)."""
+
+    name: str = "npz"
+    path: str = MISSING  # the .npz file
+    standardize: bool = True  # vector views: zero mean, unit variance on the training split
+
+
+@dataclass
+class MultipleFeaturesDataset(SplitDatasetConfig):
+    """``multiple_features``: UCI Multiple Features, six vector views."""
+
+    name: str = "multiple_features"
+    root: str = "data/multiple_features"  # folder holding the mfeat-* files
+    standardize: bool = True  # each view: zero mean, unit variance on the training split
+
+
+@dataclass
+class Office31Dataset(SplitDatasetConfig):
+    """``office31``: amazon, dslr and webcam images of 31 classes, padded into pairs."""
+
+    name: str = "office31"
+    root: str = "data/office31"  # folder holding amazon/, dslr/, webcam/
+    image_size: int = 64  # side of the resized images
+    cache_dir: str | None = None  # where the paired tensors are cached (null: ~/.cache/mrdd)
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "image_size")
+
+
+#: The schema of each built-in dataset's section, by ``dataset.name``.
+DATASET_SCHEMAS: dict[str, type[DatasetConfig]] = {
+    "edge_mnist_5k": EdgeMnist5kDataset,
+    "edge_mnist": EdgeMnistDataset,
+    "edge_fmnist": EdgeMnistDataset,
+    "coil20": CoilDataset,
+    "coil100": CoilDataset,
+    "folder": FolderDataset,
+    "npz": NpzDataset,
+    "multiple_features": MultipleFeaturesDataset,
+    "office31": Office31Dataset,
+}
+
+#: The options every dataset takes, with their defaults, merged under every ``dataset``
+#: mapping (what the scripts' Hydra schema holds before a dataset file adds its keys).
 DATASET_OPTIONS: dict[str, Any] = {
-    "missing_rate": 0.0,  # fraction of samples (train, test) losing a random proper subset of views
-    "missing_seed": 0,  # seed of those missing-view masks
-    "val_fraction": 0.1,  # stratified share of the training split held out as validation (0: none)
-    "val_seed": 0,  # seed of that validation split
+    f.name: f.default
+    for f in dataclasses.fields(DatasetConfig)
+    if f.name not in ("name", "best_view")
 }
 
 
 def default_dataset() -> dict[str, Any]:
     """``configs/dataset/edge_mnist_5k.yaml``: the embedded 5,000 MNIST digits, no data root."""
-    return {
-        "name": "edge_mnist_5k",
-        "best_view": 0,  # the view v whose S_v makes the representation C‖S_best (the digit)
-        "image_size": 32,  # side of the digit and edge images
-        **DATASET_OPTIONS,
-    }
+    return dataclasses.asdict(EdgeMnist5kDataset())
+
+
+def typed_dataset(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` (a ``dataset`` section) typed and range-checked by the schema its name
+    picks, with the defaults of the keys it leaves out: ``standardize: off`` becomes
+    ``False`` as every boolean of the config does, ``test_fraction: abc`` and unknown keys
+    fail naming the key. A dataset registered outside mrdd has no schema here: only the
+    shared keys are typed, its loader checks its own."""
+    if not isinstance(options, Mapping) or "name" not in options:
+        raise ConfigError("dataset.name is missing; pick one of the configs/dataset files.")
+    schema = DATASET_SCHEMAS.get(options["name"])
+    if schema is None:
+        shared = {f.name for f in dataclasses.fields(DatasetConfig)}
+        typed = _merged(DatasetConfig(), {k: options[k] for k in shared & set(options)}, "dataset.")
+        typed.validate()
+        return {**options, **dataclasses.asdict(typed)}
+    typed = _merged(schema(name=options["name"]), options, "dataset.")
+    typed.validate()
+    return dataclasses.asdict(typed)
 
 
 @dataclass
@@ -268,10 +423,11 @@ class RunConfig:
     optimize_metric: str | None = None
 
     def validate(self) -> None:
-        """Range and consistency checks (types and keys are checked by :meth:`from_dict`)."""
+        """Range and consistency checks (types and keys are checked by :meth:`from_dict`,
+        but for the ``dataset`` section, which this types in place: its keys depend on
+        the dataset, :func:`typed_dataset`)."""
+        self.dataset = typed_dataset(self.dataset)
         _check_finite(dataclasses.asdict(self), "")
-        if "name" not in self.dataset:
-            raise ConfigError("dataset.name is missing; pick one of the configs/dataset files.")
         _choice(self, "stage", ("all", "consistency", "disentangle"))
         self._check_checkpoint()
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
@@ -281,7 +437,7 @@ class RunConfig:
         self.eval.validate()
         self._check_seeds()
         self._check_warmup()
-        self._check_dataset_options()
+        self._check_validation_split()
         self._check_optimize_metric()
 
     def _check_checkpoint(self) -> None:
@@ -297,16 +453,8 @@ class RunConfig:
                 "stage 2 from it, or drop consistency_ckpt."
             )
 
-    def _check_dataset_options(self) -> None:
-        """The options every dataset takes (:data:`DATASET_OPTIONS`)."""
-        options = {**DATASET_OPTIONS, **self.dataset}
-        for key in ("val_fraction", "missing_rate"):
-            if not 0.0 <= float(options[key]) < 1.0:
-                raise ConfigError(f"dataset.{key} must be in [0, 1), got {options[key]}.")
-        for key in ("missing_seed", "val_seed"):
-            if not 0 <= int(options[key]) <= MAX_SEED:
-                raise ConfigError(f"dataset.{key} must be in [0, {MAX_SEED}], got {options[key]}.")
-        if self.eval.split == "val" and float(options["val_fraction"]) == 0:
+    def _check_validation_split(self) -> None:
+        if self.eval.split == "val" and self.dataset["val_fraction"] == 0:
             raise ConfigError(
                 "eval.split=val needs a validation split: set dataset.val_fraction > 0 "
                 "(e.g. 0.1), or evaluate another split."
@@ -329,7 +477,7 @@ class RunConfig:
                 "choose on validation: val/<representation>/<metric> (the val split is clustered "
                 "by default, eval.also_cluster)."
             )
-        if parts[0] == "val" and float({**DATASET_OPTIONS, **self.dataset}["val_fraction"]) == 0:
+        if parts[0] == "val" and self.dataset["val_fraction"] == 0:
             raise ConfigError(
                 f"optimize_metric={self.optimize_metric} reads the val split, but "
                 "dataset.val_fraction=0 gives none; set dataset.val_fraction > 0 (e.g. 0.1)."
@@ -372,8 +520,8 @@ class RunConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         """Build and validate a config from a plain (resolved) dict; sections and keys not
         given keep their defaults, unknown keys and wrong types fail. A ``dataset`` given
-        replaces the default dataset (each dataset has its own keys), except for the
-        :data:`DATASET_OPTIONS` it leaves out."""
+        replaces the default dataset (each dataset has its own keys); the keys it leaves
+        out take the defaults of its schema (:data:`DATASET_SCHEMAS`)."""
         given_dataset = isinstance(data, Mapping) and "dataset" in data
         schema = cls(dataset=dict(DATASET_OPTIONS)) if given_dataset else cls()
         config = _merged(schema, data, "")
@@ -391,6 +539,99 @@ class RunConfig:
         config = _merged(self, overrides, "")
         config.validate()
         return config
+
+
+#: Settings only stage 1 reads. A stage-2-only run (``stage=disentangle``) loads a stage-1
+#: model trained with them, so its config must hold that model's values
+#: (:func:`adopt_stage1_settings`); ``train.epochs`` and ``train.batch_size`` join them
+#: once stage 2's own budget is spelled out.
+STAGE1_SETTINGS = (
+    "model.alpha",
+    "model.beta_c",
+    "train.mask_ratio",
+    "train.mask_patch_size",
+    "train.view_dropout",
+    "train.calibrate_bn",
+)
+#: Settings only stage 2 reads: ``stage=consistency`` refuses them when they are named.
+STAGE2_SETTINGS = (
+    "model.beta_s",
+    "model.club_weight",
+    "model.club_hidden",
+    "model.club_sampled",
+    "train.club_lr",
+    "train.disentangle_epochs",
+    "train.disentangle_batch_size",
+    "train.cache_consistent_code",
+)
+
+
+def refuse_unused_settings(config: RunConfig, named: Collection[str]) -> None:
+    """``stage=consistency`` trains no stage 2: a stage-2 setting named on the command line
+    would be recorded in ``config.json`` without shaping the model. (A preset's stage-2
+    values, not named, stay: they are what a later stage 2 of that preset uses.)"""
+    if config.stage != "consistency":
+        return
+    unused = [key for key in named if key in STAGE2_SETTINGS]
+    if unused:
+        raise ConfigError(
+            f"{unused[0]} is read only by stage 2, but stage=consistency trains stage 1 only. "
+            "Drop it, or train both stages with stage=all."
+        )
+
+
+def adopt_stage1_settings(
+    config: RunConfig, recorded: Mapping[str, Any], named: Collection[str], where: str
+) -> tuple[RunConfig, list[str]]:
+    """A ``stage=disentangle`` config holding the stage-1 settings of the checkpoint it
+    loads (``recorded``: that checkpoint's config, read from ``where``), and one line per
+    setting taken from it.
+
+    Stage 2's budget is spelled out first (a null ``train.disentangle_epochs`` becomes the
+    ``train.epochs`` it meant), so ``train.epochs`` and ``train.batch_size`` describe stage 1.
+    A stage-1 setting that differs from the checkpoint's is *given* when it is named in
+    ``named`` (the command line) or differs from :class:`RunConfig`'s default: a given one
+    is refused, naming the key and the recorded value; one left at its default is replaced
+    by the recorded value. So ``config.json`` always describes the model it holds."""
+    train = config.train
+    budget = {
+        "disentangle_epochs": train.stage2_epochs,
+        "disentangle_batch_size": train.stage2_batch_size,
+    }
+    moved = {
+        f"train.{k}" for k in ("epochs", "batch_size") if getattr(train, f"disentangle_{k}") is None
+    }
+    mine, theirs = _flat(config.to_dict()), _flat(recorded)
+    defaults = _flat(RunConfig().to_dict())
+    changes: dict[str, Any] = {}
+    for key in (*STAGE1_SETTINGS, "train.epochs", "train.batch_size"):
+        if key not in theirs or mine[key] == theirs[key]:
+            continue
+        given = key not in moved and (key in named or mine[key] != defaults[key])
+        if given:
+            raise ConfigError(
+                f"{key}={mine[key]!r} is a stage-1 setting, but stage=disentangle loads the "
+                f"stage-1 model {where}, trained with {key}={theirs[key]!r}. Drop {key} (the "
+                "checkpoint's value is then recorded), or retrain stage 1 with stage=all."
+            )
+        changes[key] = theirs[key]
+    overrides: dict[str, dict[str, Any]] = {"train": budget}
+    for key, value in changes.items():
+        section, name = key.split(".")
+        overrides.setdefault(section, {})[name] = value
+    adopted = [f"{k}={v!r} (was {mine[k]!r})" for k, v in changes.items()]
+    return config.with_overrides(overrides), adopted
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to values (``{"train": {"epochs": 3}}`` → ``{"train.epochs": 3}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 @dataclass
@@ -499,6 +740,14 @@ def _check_finite(tree: Mapping[str, Any], prefix: str) -> None:
             raise ConfigError(f"{prefix}{name} must be a finite number, got {value}.")
 
 
+def _seeds(obj: Any, *names: str) -> None:
+    for name in names:
+        if not 0 <= getattr(obj, name) <= MAX_SEED:
+            raise ConfigError(
+                f"{_section(obj)}{name} must be in [0, {MAX_SEED}], got {getattr(obj, name)}."
+            )
+
+
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
@@ -540,6 +789,8 @@ _SECTIONS = {
 
 
 def _section(obj: Any) -> str:
+    if isinstance(obj, DatasetConfig):
+        return "dataset."
     return _SECTIONS.get(type(obj).__name__, "")
 
 

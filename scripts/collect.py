@@ -7,7 +7,9 @@ Runs are grouped by the config values that differ between them; the seed is
 averaged over (--average-over changes that). The scores of one split are tabled
 (--split, default test; runs also cluster val, the split to choose on). Writes
 <out>.md and <out>.csv (default: results.md / results.csv in the first path) and
-prints the Markdown.
+prints the Markdown. An evaluation written below its run (evaluate.py out_dir=<run>/val)
+is a row of its own (evaluated_in); a folder that gives no row (a failed or unfinished
+run, a sweep job refused before it ran) is named with the reason under the table.
 """
 
 from __future__ import annotations

@@ -5,17 +5,19 @@ python scripts/evaluate.py run_dir=<run> eval.split=train eval.n_seeds=3 out_dir
 python scripts/evaluate.py run_dir=<run> eval.figures=false device=cpu
 
 Any other key=value overrides the run's saved config (the eval block, device, ...).
-Results go into the run directory unless out_dir= is given. Overrides that change the
-data or its split (dataset.seed, dataset.test_fraction, dataset.val_fraction, another
-file, ...) are refused, since the "test" split would then hold training samples, unless
-other_data=true asks to score other data on purpose (metrics.json's "data" says how
-they differ from the training data).
+Results go into the run directory unless out_dir= is given; an out_dir= that cannot be
+a folder (a file, a path under a file) and a run_dir= that does not exist are refused
+before anything is loaded. Overrides that change the data or its split (dataset.seed,
+dataset.test_fraction, dataset.val_fraction, another file, ...) are refused, since the
+"test" split would then hold training samples, unless other_data=true asks to score other
+data on purpose (metrics.json's "data" says how they differ from the training data).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -26,6 +28,21 @@ from mrdd.eval import metrics_markdown
 from mrdd.train import CheckpointError
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
+
+
+def check_paths(run_dir: Path, out_dir: Path | None) -> None:
+    """Refuse, before any work, a run directory that is not there and an ``out_dir`` that
+    cannot be made a folder, naming the path at fault."""
+    if not run_dir.exists():
+        raise ConfigError(f"run_dir={run_dir} does not exist; pass a training run's directory.")
+    if out_dir is None:
+        return
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == out_dir else f"is under {existing}, a file"
+        raise ConfigError(f"out_dir={out_dir} {where}; name a folder for the results.")
 
 
 def main(argv: list[str]) -> int:
@@ -44,6 +61,7 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        check_paths(Path(str(run_dir)), None if out_dir is None else Path(str(out_dir)))
         metrics = mrdd.evaluate(run_dir, args, out_dir, other_data=other_data)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

@@ -10,7 +10,9 @@ torchrun --nproc_per_node=4 scripts/train.py experiment=paper_edge_mnist   # 4 G
 
 ``resume=<run_dir>`` takes no other arguments: the run continues with the config saved
 in its directory and writes into it. User errors (config, data, checkpoint) print one
-``error: ...`` line and exit with status 2; a run stopped by NaN/inf exits with status 1.
+``error: ...`` line and exit with status 2; a run stopped by NaN/inf or a failing disk
+exits with status 1. A sweep (``-m``) runs every job it can and ends by listing the jobs
+refused for a user error, with status 2. docs/troubleshooting.md lists the messages.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import hydra
 from config_schema import register
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mrdd.config import ConfigError, RunConfig
@@ -32,12 +35,17 @@ from mrdd.data import DataError
 from mrdd.eval.tables import find_score
 from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
 from mrdd.train.run import LOG_FORMAT
-from mrdd.train.rundir import require_new_run_dir, require_writable
+from mrdd.train.rundir import (
+    describe_write_failure,
+    os_error_behind,
+    require_new_run_dir,
+    require_writable,
+)
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
-def _guarded(job: Callable[[], object]) -> object:
+def _guarded(job: Callable[[], object], run_dir: str | Path | None = None) -> object:
     """Run ``job``; print a user error, a numerical fault, a failing disk or an interruption
     as one line and exit non-zero (2: fix the settings or data; 1: the run stopped; 130:
     interrupted). The run directory's ``run_info.json`` and ``train.log`` say the same."""
@@ -47,17 +55,20 @@ def _guarded(job: Callable[[], object]) -> object:
         _exit(2, f"error: {err}")
     except NonFiniteLossError as err:
         _exit(1, f"error: {err}")
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # torch.save on a full disk: RuntimeError
+        cause = os_error_behind(err)
+        if cause is None or run_dir is None:
+            raise
         _exit(
             1,
-            f"error: {err}. The run stopped; what it had saved is intact: fix the disk or "
-            "permissions and continue with resume=<run_dir>.",
+            f"error: {describe_write_failure(cause, Path(run_dir))}. The run stopped; what it "
+            f"had saved is intact: continue it with python scripts/train.py resume={run_dir}",
         )
     except KeyboardInterrupt:
         _exit(
             130,
-            "interrupted: continue with resume=<run_dir> (states are saved every "
-            "train.ckpt_every epochs).",
+            "interrupted: continue with python scripts/train.py resume="
+            f"{run_dir or '<run_dir>'} (states are saved every train.ckpt_every epochs).",
         )
 
 
@@ -91,15 +102,73 @@ def _check_run_dir(args: list[str]) -> None:
         _exit(2, f"error: {err}")
 
 
+#: The sweep jobs refused for a user error, one line each (summarised by :func:`main`).
+REFUSED_JOBS: list[str] = []
+#: The environment variable holding the pid of the process that runs the sweep: jobs in
+#: that process (Hydra's basic launcher) are recorded; a job in a process of its own
+#: (submitit, Slurm) fails alone, and its launcher reports it.
+SWEEP_PID = "MRDD_SWEEP_PID"
+
+
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
 def train(cfg: DictConfig) -> float | None:
-    """One run; returns the score ``optimize_metric`` names (for a Hydra sweeper), if any."""
+    """One run; returns the score ``optimize_metric`` names (for a Hydra sweeper), if any.
+    In a sweep (``-m``) whose jobs run in this process, a job refused for a user error is
+    recorded and the sweep goes on to its next job; :func:`main` ends with the refused
+    ones and exit status 2 (see :data:`SWEEP_PID`)."""
     output_dir = HydraConfig.get().runtime.output_dir
-    config = _guarded(lambda: RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True)))
-    metrics = _guarded(lambda: run(config, output_dir))
+    job = lambda: _one_run(cfg, output_dir)  # noqa: E731
+    in_sweep_process = os.environ.get(SWEEP_PID) == str(os.getpid())
+    if HydraConfig.get().mode == RunMode.MULTIRUN and in_sweep_process:
+        job = _recording_refusal(job)
+    return _guarded(job, output_dir)
+
+
+def _one_run(cfg: DictConfig, output_dir: str) -> float | None:
+    config = RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
+    metrics = run(config, output_dir, named=_named_settings())
     if config.optimize_metric is None:
         return None
     return find_score(metrics.get("scores", []), config.optimize_metric) if metrics else None
+
+
+def _recording_refusal(job: Callable[[], float | None]) -> Callable[[], float | None]:
+    """``job``, but a user error is printed, added to :data:`REFUSED_JOBS` and the job
+    returns ``None`` instead of ending the sweep."""
+
+    def recorded() -> float | None:
+        try:
+            return job()
+        except USER_ERRORS as err:
+            hydra = HydraConfig.get()
+            swept = [item for item in hydra.overrides.task if _key(item) in _swept_keys()]
+            where = f"job {hydra.job.num} ({' '.join(swept) or hydra.runtime.output_dir})"
+            print(f"error: {where}: {err}", file=sys.stderr)
+            REFUSED_JOBS.append(f"{where}: {err}")
+            return None
+
+    return recorded
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _swept_keys() -> set[str]:
+    """The keys the command line sweeps over (``key=a,b``, ``key=range(...)``, ...)."""
+    keys = set()
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        listed = "," in value and not value.startswith(("[", "{"))  # not a list or mapping
+        if listed or value.startswith(("range(", "choice(", "glob(", "interval(")):
+            keys.add(_key(key))
+    return keys
+
+
+def _named_settings() -> list[str]:
+    """The keys named on the command line (a sweep job's own values included), which a
+    stage that does not use them refuses (:func:`mrdd.train.run.settled_config`)."""
+    return [_key(item) for item in HydraConfig.get().overrides.task]
 
 
 def _hydra_overrides_for_other_ranks() -> list[str]:
@@ -119,7 +188,14 @@ def main() -> None:
         if int(os.environ.get("RANK", "0")) == 0:
             _check_run_dir(args)
         sys.argv += _hydra_overrides_for_other_ranks()
+        os.environ[SWEEP_PID] = str(os.getpid())
         train()
+        if REFUSED_JOBS:
+            _exit(
+                2,
+                f"error: {len(REFUSED_JOBS)} sweep job(s) refused, the others ran:\n  "
+                + "\n  ".join(REFUSED_JOBS),
+            )
         return
     if len(args) != 1 or not run_dirs[0]:
         print(
@@ -129,7 +205,7 @@ def main() -> None:
         )
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    _guarded(lambda: resume(run_dirs[0]))
+    _guarded(lambda: resume(run_dirs[0]), run_dirs[0])
 
 
 if __name__ == "__main__":

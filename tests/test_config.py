@@ -128,9 +128,11 @@ def test_round_trip_through_a_plain_dict():
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_a_given_dataset_replaces_the_default_one_but_keeps_the_common_options():
+def test_a_given_dataset_replaces_the_default_one_and_records_its_schema_defaults():
     cfg = RunConfig.from_dict({"dataset": {"name": "npz", "path": "x.npz", "best_view": 1}})
-    assert cfg.dataset == {**DATASET_OPTIONS, "name": "npz", "path": "x.npz", "best_view": 1}
+    npz_defaults = {"standardize": True, "seed": 0, "test_fraction": 0.2}
+    given = {"name": "npz", "path": "x.npz", "best_view": 1}
+    assert cfg.dataset == {**DATASET_OPTIONS, **npz_defaults, **given}
 
 
 def test_overrides_merge_into_a_copy():

@@ -1,6 +1,11 @@
 """One results table from many runs (e.g. a Hydra multirun): mean ± std across runs.
 
-Every run directory holds ``metrics.json`` and ``config.json``. Runs are grouped by
+Every run directory holds ``metrics.json`` and ``config.json``; an evaluation written
+elsewhere (``scripts/evaluate.py out_dir=<run>/val``) holds only ``metrics.json`` and takes
+the config of the run above it, with ``evaluated_in`` naming its folder, so it is never
+averaged with its run. The evaluation settings are those ``metrics.json`` records. A run
+directory without results (failed, still running) or an evaluation whose run is unknown
+is skipped and named with the reason (:class:`Skipped`). Runs are grouped by
 the config values that differ between them (the sweep's overrides), ignoring the keys
 being averaged over (``seed`` by default). The score rows of every run (``metrics.json``
 → ``scores``) are pivoted (:func:`mrdd.eval.tables.pivot`) into one table row per group
@@ -69,9 +74,20 @@ class Group:
         return tuple(self.setting.values())
 
 
-def read_scores(path: Path) -> list[ScoreRow]:
-    """The score rows of a ``metrics.json``; a file of an earlier mrdd version (nested
-    ``clustering`` / ``classification`` / ``redundancy`` blocks) is refused."""
+@dataclass
+class Skipped:
+    """A folder that looks like a run but gives no table row, and why."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A ``metrics.json``; a file of an earlier mrdd version (nested ``clustering`` /
+    ``classification`` / ``redundancy`` blocks, no score rows) is refused."""
     metrics = json.loads(path.read_text())
     if "scores" not in metrics:
         raise ValueError(
@@ -79,7 +95,7 @@ def read_scores(path: Path) -> list[ScoreRow]:
             "Evaluate the run again to rewrite it: "
             f"python scripts/evaluate.py run_dir={path.parent}"
         )
-    return metrics["scores"]
+    return metrics
 
 
 def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -93,30 +109,86 @@ def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def find_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Every run under ``paths`` (directories searched recursively for ``metrics.json``)."""
+def find_runs(paths: Iterable[str | Path], skipped: list[Skipped] | None = None) -> list[Run]:
+    """Every run under ``paths`` (directories searched recursively for ``metrics.json``).
+    Run directories without results, and results whose run is unknown, are logged and
+    added to ``skipped``."""
+    skipped = [] if skipped is None else skipped
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_file() and path.name == "metrics.json":
             files.append(path)
         elif path.is_dir():
             files.extend(sorted(path.rglob("metrics.json")))
+            skipped.extend(_runs_without_results(path))
         else:
             raise FileNotFoundError(f"{path} is neither a directory nor a metrics.json file.")
-    if not files:
-        raise FileNotFoundError(f"No metrics.json under {[str(p) for p in paths]}.")
     runs = []
     for file in files:
-        config_file = file.parent / "config.json"
-        if config_file.is_file():
-            config = flat_config(json.loads(config_file.read_text()))
-        else:
-            log.warning(
-                "%s has no config.json; it is grouped as if it had no settings", file.parent
+        metrics = read_metrics(file)
+        config = _run_config(file.parent, metrics)
+        if config is None:
+            skipped.append(
+                Skipped(
+                    file.parent,
+                    "no config.json here or in a folder above: its settings are unknown",
+                )
             )
-            config = {}
-        runs.append(Run(file.parent, config, read_scores(file)))
+            continue
+        runs.append(Run(file.parent, config, metrics["scores"]))
+    for skip in skipped:
+        log.warning("skipped %s", skip)
+    if not runs:
+        found = f"; skipped: {'; '.join(map(str, skipped))}" if skipped else ""
+        raise FileNotFoundError(f"No run with results under {[str(p) for p in paths]}{found}.")
     return runs
+
+
+def _run_config(folder: Path, metrics: dict[str, Any]) -> dict[str, str] | None:
+    """The flattened settings behind the ``metrics.json`` in ``folder``: its run's
+    ``config.json`` (here, or in the nearest folder above for an evaluation written
+    elsewhere, then with ``evaluated_in`` naming the folder), with the evaluation
+    settings the metrics record; ``None`` if no run is found."""
+    for run_dir in (folder, *folder.parents):
+        if (run_dir / "config.json").is_file():
+            config = json.loads((run_dir / "config.json").read_text())
+            if "eval" in metrics:
+                config["eval"] = metrics["eval"]
+            flat = flat_config(config)
+            if run_dir != folder:
+                flat["evaluated_in"] = str(folder.relative_to(run_dir))
+            return flat
+    return None
+
+
+def _runs_without_results(folder: Path) -> list[Skipped]:
+    """The run directories under ``folder`` (``folder`` included) that hold no metrics.json,
+    each with the reason its ``run_info.json`` gives (a sweep job refused before it ran
+    has only Hydra's ``.hydra/``)."""
+    found = {p.parent for name in ("run_info.json", ".hydra") for p in folder.rglob(name)}
+    return [
+        Skipped(run_dir, _why_no_results(run_dir))
+        for run_dir in sorted(found)
+        if not (run_dir / "metrics.json").is_file()
+    ]
+
+
+def _why_no_results(run_dir: Path) -> str:
+    record = run_dir / "run_info.json"
+    if not record.is_file():
+        return "no results: refused before it ran (its train.log says why)"
+    try:
+        info = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return "no metrics.json, and its run_info.json is unreadable"
+    status, cause = info.get("status"), info.get("cause")
+    if status == "failed":
+        return f"its run failed ({cause})"
+    if status == "interrupted":
+        return f"its run was interrupted; continue it: python scripts/train.py resume={run_dir}"
+    if status == "running":
+        return "its run has not finished (still training, or killed before it could say)"
+    return f"no metrics.json (status {status})"
 
 
 def on_split(runs: Sequence[Run], split: str) -> list[Run]:
@@ -229,11 +301,14 @@ def collect(
     split: str = "test",
 ) -> str:
     """Write ``<out>.md`` and ``<out>.csv`` for the runs' scores on ``split`` (runs under
-    ``paths``); return the Markdown."""
-    groups = group_runs(on_split(find_runs(paths), split), average_over)
+    ``paths``); return the Markdown, which names the folders skipped and why."""
+    skipped: list[Skipped] = []
+    groups = group_runs(on_split(find_runs(paths, skipped), split), average_over)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     markdown = results_markdown(groups, patterns)
+    if skipped:
+        markdown += "\nSkipped (no table row):\n\n" + "".join(f"- {s}\n" for s in skipped)
     out.with_suffix(".md").write_text(markdown)
     write_results_csv(groups, out.with_suffix(".csv"))
     return markdown

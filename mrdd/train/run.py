@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from mrdd.config import RunConfig
-from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
+from mrdd.config import ConfigError, RunConfig, adopt_stage1_settings, refuse_unused_settings
+from mrdd.data import BatchLoader, DataError, DatasetSplits, MultiViewData, load_dataset
 from mrdd.eval import evaluate_model, metrics_markdown
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
@@ -46,7 +46,15 @@ from mrdd.train.distributed import DistContext, barrier, distributed_session
 from mrdd.train.loop import fit
 from mrdd.train.monitor import TrainingMonitor
 from mrdd.train.provenance import environment_record
-from mrdd.train.rundir import end_record, require_new_run_dir, require_writable, start_record
+from mrdd.train.rundir import (
+    end_record,
+    read_record,
+    require_new_run_dir,
+    require_writable,
+    restore_record,
+    run_dir_lock,
+    start_record,
+)
 from mrdd.train.stages import Stage
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
@@ -56,6 +64,8 @@ log = logging.getLogger("mrdd")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 #: The training split goes to the GPU when it takes at most this share of the free memory.
 GPU_DATA_SHARE = 0.5
+#: The errors a user fixes (settings, data, checkpoints); raised before training.
+USER_ERRORS = (ConfigError, DataError, CheckpointError)
 #: Per stage: its name in the logs and the file its model is saved to (``<file>.pt``).
 STAGES = {"consistency": ("stage 1", "consistency"), "disentangle": ("stage 2", "mrdd")}
 
@@ -77,14 +87,20 @@ class RunContext:
     monitor: TrainingMonitor | None = None
 
 
-def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def run(
+    cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, named: Collection[str] = ()
+) -> dict[str, Any]:
     """Train the configured stage(s) and evaluate; return the metrics dict.
 
     Every user error (config, data, checkpoint) is raised before training starts.
+    ``named``: the settings the user named (the command line's keys), which
+    :func:`settled_config` refuses where the chosen stage does not use them.
     With ``resume``, each stage continues from its saved state in ``out_dir``.
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each global
     batch; rank 0 alone logs, writes into ``out_dir`` and evaluates, while the other
     ranks, which only read ``out_dir`` to resume, wait for it and return ``{}``."""
+    if not resume:
+        cfg = settled_config(cfg, named)
     with distributed_session(resolve_device(cfg.device)) as (dist, device):
         # per-rank seeds: masks and noise differ across shards; DDP syncs the initial weights
         seed_everything(cfg.seed + dist.rank, cfg.deterministic)
@@ -96,6 +112,21 @@ def run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False) -> dict[st
             metrics = _evaluate(ctx, model, histories, start) if dist.is_main else {}
         barrier(dist, device)
         return metrics
+
+
+def settled_config(cfg: RunConfig, named: Collection[str] = ()) -> RunConfig:
+    """The config a new run records: a setting the chosen stage does not use is refused;
+    a stage-2-only run takes its stage-1 settings from the checkpoint it loads
+    (:func:`mrdd.config.adopt_stage1_settings`), logging each one taken."""
+    refuse_unused_settings(cfg, named)
+    if cfg.stage != "disentangle":
+        return cfg
+    where = str(cfg.consistency_ckpt)
+    payload = load_checkpoint(where, kind="consistency")
+    cfg, adopted = adopt_stage1_settings(cfg, payload["config"], named, where)
+    for line in adopted:
+        log.info("stage-1 setting of %s recorded: %s", where, line)
+    return cfg
 
 
 @contextmanager
@@ -111,46 +142,64 @@ def _open_run(
     if not resume:
         require_writable(out_dir)
         require_new_run_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log_file(out_dir)
-    try:
-        if not resume:
-            atomic_write_json(cfg.to_dict(), out_dir / "config.json")
-        start_record(out_dir, cfg, device, resume)
-        with _recording_outcome(out_dir):
-            log.info(
-                "%s run directory %s, device %s, %d process(es)",
-                "resuming" if resume else "new",
-                out_dir,
-                device,
-                dist.world_size,
-            )
-            splits = _load_splits(cfg, device)
-            monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
-            try:
-                yield RunContext(cfg, out_dir, device, dist, splits, resume, monitor)
-            finally:
-                monitor.close()
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
+    with run_dir_lock(out_dir):
+        if resume:
+            remove_stale_temporaries(out_dir)  # left by writes that a kill interrupted
+        else:
+            require_new_run_dir(out_dir)  # again, locked: another process may have begun here
+        previous = read_record(out_dir) if resume else None
+        handler = _attach_log_file(out_dir)
+        try:
+            if not resume:
+                atomic_write_json(cfg.to_dict(), out_dir / "config.json")
+            start_record(out_dir, cfg, device, resume)
+            with _recording_outcome(out_dir, previous):
+                log.info(
+                    "%s run directory %s, device %s, %d process(es)",
+                    "resuming" if resume else "new",
+                    out_dir,
+                    device,
+                    dist.world_size,
+                )
+                splits = _load_splits(cfg, device)
+                monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
+                try:
+                    yield RunContext(cfg, out_dir, device, dist, splits, resume, monitor)
+                finally:
+                    monitor.close()
+        finally:
+            if handler is not None:
+                log.removeHandler(handler)
+                handler.close()
 
 
 @contextmanager
-def _recording_outcome(out_dir: Path) -> Iterator[None]:
+def _recording_outcome(out_dir: Path, previous: dict[str, Any] | None) -> Iterator[None]:
     """Log how the run ended and set its status in ``run_info.json``; the error itself
     propagates. Recording never hides it: a directory that can no longer be written
-    (full disk, made read-only) costs the record, with a warning, not the cause."""
+    (full disk, made read-only) costs the record, with a warning, not the cause.
+    A resume refused for a user error (raised before training) puts back ``previous``,
+    the record it found: the run is as it was."""
     try:
         yield
+    except USER_ERRORS as err:
+        if previous is None:
+            _record_failure(out_dir, err)
+            raise
+        log.error("resume refused, the run's record left as it was: %s", err)
+        restore_record(out_dir, previous)
+        raise
     except BaseException as err:
-        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
-        cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        log.error("run %s: %s", "interrupted" if interrupted else "failed", cause)
-        _try_end_record(out_dir, "interrupted" if interrupted else "failed", cause)
+        _record_failure(out_dir, err)
         raise
     _try_end_record(out_dir, "finished")
+
+
+def _record_failure(out_dir: Path, err: BaseException) -> None:
+    interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+    cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    log.error("run %s: %s", "interrupted" if interrupted else "failed", cause)
+    _try_end_record(out_dir, "interrupted" if interrupted else "failed", cause)
 
 
 def _try_end_record(out_dir: Path, status: str, cause: str | None = None) -> None:
@@ -331,5 +380,4 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"Cannot resume {run_dir}: config.json is not valid JSON ({err})."
         ) from err
-    remove_stale_temporaries(run_dir)  # left by writes that a kill interrupted
     return run(RunConfig.from_dict(data), run_dir, resume=True)
