@@ -1,7 +1,8 @@
 """One training run: stage 1, stage 2, evaluation, files (what ``scripts/train.py`` calls).
 
 The run directory receives ``config.json`` (the resolved config), ``run_info.json``
-(config, seed, package and git versions, torch/CUDA, device; one entry per resumption),
+(config, seed, package and git versions, torch/CUDA, device, the CPU's native bf16
+support; one entry per resumption),
 ``consistency.pt`` and ``mrdd.pt``, the resumable states ``consistency_state.pt`` and
 ``disentangle_state.pt``, ``history.json`` (per-epoch loss terms, throughput and
 periodic evaluation), ``progress.csv`` and ``tb/`` (the same, as training goes, see
@@ -41,7 +42,12 @@ from mrdd.train.checkpoint import (
     remove_stale_temporaries,
     save_model_checkpoint,
 )
-from mrdd.train.device import keep_freed_cpu_memory, resolve_device, seed_everything
+from mrdd.train.device import (
+    keep_freed_cpu_memory,
+    precision_note,
+    resolve_device,
+    seed_everything,
+)
 from mrdd.train.distributed import DistContext, barrier, distributed_session
 from mrdd.train.loop import fit
 from mrdd.train.monitor import TrainingMonitor
@@ -125,6 +131,7 @@ def _open_run(
                 device,
                 dist.world_size,
             )
+            log.info(precision_note(device, cfg.train.precision))
             splits = _load_splits(cfg, device)
             monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
             try:
