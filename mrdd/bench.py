@@ -213,12 +213,24 @@ def conv_ceiling(
     }
 
 
+def training_dtypes(cfg: RunConfig, device: torch.device) -> list[torch.dtype]:
+    """The dtypes whose ceilings the benchmark measures: fp32 always, and bf16 beside it
+    when training runs under bf16 autocast (whose convolutions and matmuls compute in
+    bf16, while the rest stays fp32), so a bf16 run reports the fraction of both."""
+    if uses_bf16(device, cfg.train.precision):
+        return [torch.float32, torch.bfloat16]
+    return [torch.float32]
+
+
 def measure_ceiling(
-    cfg: RunConfig, bench: BenchmarkConfig, view_shapes: list[tuple[int, ...]], device: torch.device
+    cfg: RunConfig,
+    bench: BenchmarkConfig,
+    view_shapes: list[tuple[int, ...]],
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> dict[str, Any]:
-    """The device's reachable GFLOP/s: the best of a large matmul and the model's main conv
-    (each the fastest of ``bench.ceiling_repeats`` runs)."""
-    dtype = torch.bfloat16 if uses_bf16(device, cfg.train.precision) else torch.float32
+    """The device's reachable GFLOP/s in ``dtype``: the best of a large matmul and the
+    model's main conv (each the fastest of ``bench.ceiling_repeats`` runs)."""
     n = bench.matmul_size.get(device.type, max(bench.matmul_size.values()))
     result: dict[str, Any] = {
         "dtype": str(dtype).removeprefix("torch."),
@@ -237,6 +249,17 @@ def measure_ceiling(
         part["gflops_per_s"] for part in (result["matmul"], result["conv"]) if part
     )
     return result
+
+
+def measure_ceilings(
+    cfg: RunConfig, bench: BenchmarkConfig, splits: DatasetSplits, device: torch.device
+) -> dict[str, dict[str, Any]]:
+    """:func:`measure_ceiling` per dtype of :func:`training_dtypes`, keyed by its name."""
+    records = [
+        measure_ceiling(cfg, bench, splits.view_shapes, device, dtype)
+        for dtype in training_dtypes(cfg, device)
+    ]
+    return {record["dtype"]: record for record in records}
 
 
 def best_ceiling(*records: dict[str, Any]) -> dict[str, Any]:
@@ -353,14 +376,19 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
     splits = load_dataset(cfg.dataset)
     validate_against_data(cfg, splits)
     splits.train = place_data(splits.train, device)
-    ceiling_before = measure_ceiling(cfg, bench, splits.view_shapes, device)
+    before = measure_ceilings(cfg, bench, splits, device)
     stages, model = measure_stages(cfg, splits, bench, device)
     evaluation = None
     if bench.evaluate:
         evaluation = time_evaluation(model, cfg, splits, device, Path(out_dir))
-    ceiling = best_ceiling(ceiling_before, measure_ceiling(cfg, bench, splits.view_shapes, device))
+    after = measure_ceilings(cfg, bench, splits, device)
+    ceilings = {dtype: best_ceiling(before[dtype], after[dtype]) for dtype in before}
+    ceiling = ceilings["bfloat16" if uses_bf16(device, cfg.train.precision) else "float32"]
     for record in stages.values():
         record["ceiling_fraction"] = record["gflops_per_s"] / ceiling["gflops_per_s"]
+        record["ceiling_fractions"] = {
+            dtype: record["gflops_per_s"] / c["gflops_per_s"] for dtype, c in ceilings.items()
+        }
     return {
         "environment": {
             **environment_record(device),
@@ -379,12 +407,29 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
         "stages": stages,
         "evaluation": evaluation,
         "ceiling": ceiling,
+        "ceilings": ceilings,
     }
 
 
+def _ceiling_line(ceiling: dict[str, Any]) -> str:
+    matmul, conv = ceiling["matmul"], ceiling["conv"]
+    line = (
+        f"ceiling ({ceiling['dtype']}): matmul {'x'.join(map(str, matmul['shape']))} "
+        f"{matmul['gflops_per_s']:.1f} GFLOP/s"
+    )
+    if conv:
+        line += (
+            f"; 3x3 conv fwd+bwd on {'x'.join(map(str, conv['shape']))} "
+            f"{conv['gflops_per_s']:.1f} GFLOP/s"
+        )
+    return line
+
+
 def format_report(result: dict[str, Any]) -> str:
-    """The benchmark record as a plain-text table."""
-    env, ceiling = result["environment"], result["ceiling"]
+    """The benchmark record as a plain-text table (one ceiling column per measured dtype)."""
+    env = result["environment"]
+    ceilings = result["ceilings"]
+    short = {"float32": "fp32", "bfloat16": "bf16"}
     lines = [
         f"device {env['device']} ({env['device_name']}), {env['cpu_threads']} threads, "
         f"torch {env['torch']}; load average {env['load_average_before'][0]:.2f} before, "
@@ -393,35 +438,28 @@ def format_report(result: dict[str, Any]) -> str:
         "",
         f"{'stage':<12} {'batch':>5} {'samples/s':>9} "
         + " ".join(f"{p:>8}" for p in (*PHASES, "total"))
-        + f" {'peak MB':>8} {'MFLOP/smp':>9} {'GFLOP/s':>8} {'ceiling':>7}",
+        + f" {'peak MB':>8} {'MFLOP/smp':>9} {'GFLOP/s':>8}"
+        + "".join(f" {'of ' + short.get(d, d):>7}" for d in ceilings),
     ]
     for name, s in result["stages"].items():
         ms = s["ms_per_step"]
+        fractions = s["ceiling_fractions"]
         lines.append(
             f"{name:<12} {s['batch_size']:>5} {s['samples_per_s']:>9.1f} "
             + " ".join(f"{ms[p]:>8.1f}" for p in (*PHASES, "total"))
             + f" {s['peak_memory_mb']:>8.0f} {s['flops_per_sample'] / 1e6:>9.1f}"
-            f" {s['gflops_per_s']:>8.1f} {s['ceiling_fraction']:>7.0%}"
+            f" {s['gflops_per_s']:>8.1f}" + "".join(f" {fractions[d]:>7.0%}" for d in ceilings)
         )
     lines.append(
         "(phase columns: median ms per step; peak memory: "
-        + ("max_memory_allocated)" if s["memory_kind"] == "cuda_max_allocated" else "process RSS)")
+        + ("max_memory_allocated" if s["memory_kind"] == "cuda_max_allocated" else "process RSS")
+        + "; of fp32 / bf16: fraction of that dtype's ceiling)"
     )
     lines.append(
         "setup before the first step (wrapping; stage 2: its cache of c): "
         + ", ".join(f"{name} {s['setup_s']:.2f} s" for name, s in result["stages"].items())
     )
-    conv = ceiling["conv"]
-    lines.append(
-        f"ceiling ({ceiling['dtype']}): matmul {'x'.join(map(str, ceiling['matmul']['shape']))} "
-        f"{ceiling['matmul']['gflops_per_s']:.1f} GFLOP/s"
-        + (
-            f"; 3x3 conv fwd+bwd on {'x'.join(map(str, conv['shape']))} "
-            f"{conv['gflops_per_s']:.1f} GFLOP/s"
-            if conv
-            else ""
-        )
-    )
+    lines += [_ceiling_line(c) for c in ceilings.values()]
     evaluation = result["evaluation"]
     if evaluation:
         lines.append(

@@ -301,6 +301,11 @@ class TrainConfig:
     ckpt_every: int = 1  # epochs between resumable states (resume=<run_dir>)
     skip_nonfinite: bool = False  # skip (and count) NaN/inf steps instead of stopping the run
     eval_every: int = 1  # epochs between clusterings of a fixed validation subsample (0: off)
+    # stop a stage once that val probe has not improved for this many probes, and keep the
+    # stage's best weights by it (null: off; its effect on quality is not measured yet,
+    # docs/performance.md); needs a val split and train.eval_every > 0
+    plateau_patience: int | None = None
+    plateau_metric: str = "acc"  # the probe score the plateau stop watches: acc | nmi | ari
 
     def validate(self) -> None:
         _positive(
@@ -330,6 +335,17 @@ class TrainConfig:
             )
         _choice(self, "scheduler", ("cosine", "constant"))
         _choice(self, "precision", ("auto", "fp32", "bf16"))
+        _choice(self, "plateau_metric", ("acc", "nmi", "ari"))
+        if self.plateau_patience is not None and self.plateau_patience <= 0:
+            raise ConfigError(
+                f"train.plateau_patience must be a positive number of probes or null (off), "
+                f"got {self.plateau_patience}."
+            )
+        if self.plateau_patience is not None and self.eval_every == 0:
+            raise ConfigError(
+                "train.plateau_patience needs the val probe, but train.eval_every=0 turns it "
+                "off; set train.eval_every to a positive number of epochs."
+            )
 
     @property
     def stage2_epochs(self) -> int:
@@ -372,7 +388,7 @@ class EvalConfig:
     figures: bool = True  # write the PNG figures into the run directory
     num_figure_samples: int = 8  # samples per figure row; side of the swap grids
     embedding_samples: int = 1000  # most points in a t-SNE / UMAP plot
-    progress_samples: int = 1000  # fixed test subsample clustered every train.eval_every epochs
+    progress_samples: int = 1000  # fixed val subsample clustered every train.eval_every epochs
 
     def validate(self) -> None:
         # Imported here: mrdd.eval imports the models, which import this module.

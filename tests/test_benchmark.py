@@ -1,5 +1,6 @@
 """scripts/benchmark.py end to end on a tiny config, and the timing helpers it relies on."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -10,10 +11,12 @@ import pytest
 import torch
 from helpers import TINY_MODEL_OVERRIDES, make_views, write_image_npz
 
-from mrdd.bench import PHASES, time_steps
+from mrdd.bench import PHASES, format_report, measure_ceilings, time_steps
+from mrdd.config import BenchmarkConfig
 from mrdd.data import BatchLoader, MultiViewData
 from mrdd.models import ConsistencyModel
 from mrdd.train import ConsistencyStage
+from mrdd.train.device import cpu_bf16_support
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -51,7 +54,7 @@ def bench(tmp_path_factory) -> tuple[dict, str]:
 
 def test_benchmark_json_has_every_field(bench):
     record, _ = bench
-    assert set(record) == {"environment", "settings", "stages", "evaluation", "ceiling"}
+    assert set(record) == {"environment", "settings", "stages", "evaluation", "ceiling", "ceilings"}
     assert record["settings"]["steps"] == 2 and record["settings"]["warmup"] == 1
     assert set(record["stages"]) == {"consistency", "disentangle"}
     for name, stage in record["stages"].items():
@@ -79,6 +82,10 @@ def test_benchmark_json_has_every_field(bench):
     assert ceiling["gflops_per_s"] == max(
         ceiling["matmul"]["gflops_per_s"], ceiling["conv"]["gflops_per_s"]
     )
+    assert record["ceilings"] == {"float32": ceiling}  # fp32 training: no bf16 ceiling
+    for stage in record["stages"].values():
+        assert stage["ceiling_fractions"] == {"float32": stage["ceiling_fraction"]}
+    assert record["environment"]["cpu_bf16"] == cpu_bf16_support().record()
     evaluation = record["evaluation"]
     assert evaluation["samples"] == 8 and evaluation["kmeans_runs"] == 1
     assert evaluation["extract_s"] > 0 and evaluation["evaluate_s"] > 0
@@ -105,3 +112,31 @@ def test_time_steps_times_each_phase_and_leaves_training_unsynchronised(tiny_con
         assert all(r[p] > 0 for p in PHASES)
         assert r["total"] == pytest.approx(sum(r[p] for p in (*PHASES, "other")))
     assert "phase" not in vars(stage)  # the stage is back to its no-op phase
+
+
+def test_bf16_training_measures_the_bf16_ceiling_beside_the_fp32_one(tiny_config, tiny_splits):
+    cfg = tiny_config.with_overrides({"train": {"precision": "bf16"}})
+    bench = BenchmarkConfig(matmul_size={"cpu": 64}, ceiling_repeats=1)
+    ceilings = measure_ceilings(cfg, bench, tiny_splits, torch.device("cpu"))
+    assert list(ceilings) == ["float32", "bfloat16"]
+    assert all(c["dtype"] == d and c["gflops_per_s"] > 0 for d, c in ceilings.items())
+    fp32 = measure_ceilings(tiny_config, bench, tiny_splits, torch.device("cpu"))
+    assert list(fp32) == ["float32"]
+
+
+def test_the_report_has_one_ceiling_column_per_dtype(bench):
+    record = copy.deepcopy(bench[0])
+    fp32 = record["ceiling"]
+    bf16 = {**fp32, "dtype": "bfloat16", "gflops_per_s": 4 * fp32["gflops_per_s"]}
+    record["ceiling"], record["ceilings"] = bf16, {"float32": fp32, "bfloat16": bf16}
+    for stage in record["stages"].values():
+        fraction = stage["ceiling_fraction"]
+        stage["ceiling_fraction"] = fraction / 4
+        stage["ceiling_fractions"] = {"float32": fraction, "bfloat16": fraction / 4}
+    lines = format_report(record).splitlines()
+    header = next(line for line in lines if line.startswith("stage "))
+    assert header.split()[-4:] == ["of", "fp32", "of", "bf16"]
+    row = next(line for line in lines if line.startswith("consistency "))
+    fraction = record["stages"]["consistency"]["ceiling_fractions"]
+    assert row.split()[-2:] == [f"{fraction['float32']:.0%}", f"{fraction['bfloat16']:.0%}"]
+    assert sum(line.startswith("ceiling (") for line in lines) == 2

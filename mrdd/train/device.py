@@ -7,7 +7,9 @@ import ctypes
 import logging
 import platform
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +34,85 @@ def resolve_device(name: str) -> torch.device:
 
 
 def uses_bf16(device: torch.device, precision: str) -> bool:
-    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: on CUDA only)."""
+    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: on CUDA only).
+
+    ``auto`` stays fp32 on the CPU even where :func:`cpu_bf16_support` finds native bf16:
+    bf16 trains the paper's setting 1.6x faster there, but its val quality over 3
+    training seeds has not been measured yet (docs/performance.md)."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+#: CPU features that execute bf16 arithmetic natively (x86: AVX-512 BF16 and AMX tiles;
+#: ARM: the BF16 extension, also in SVE). Without one, bf16 is emulated in fp32 and slow.
+NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+@dataclass(frozen=True)
+class CpuBf16Support:
+    """Which native bf16 features the CPU has, and who said so."""
+
+    features: tuple[str, ...]  # the subset of NATIVE_BF16_FEATURES found
+    source: str  # torch.cpu.get_capabilities | /proc/cpuinfo | none
+
+    @property
+    def native(self) -> bool:
+        return bool(self.features)
+
+    def record(self) -> dict[str, Any]:
+        """The entry ``run_info.json`` and ``benchmark.json`` hold."""
+        return {"native": self.native, "features": list(self.features), "source": self.source}
+
+    def describe(self) -> str:
+        if not self.native:
+            return f"no native bf16 ({self.source})"
+        return f"native bf16: {', '.join(self.features)} ({self.source})"
+
+
+def cpu_bf16_support(
+    capabilities: Mapping[str, Any] | None = None, cpuinfo: str | None = None
+) -> CpuBf16Support:
+    """Native bf16 support of this CPU: from torch's own runtime query
+    (``torch.cpu.get_capabilities``, in recent torch) or, where torch lacks it, from the
+    flags in ``/proc/cpuinfo``. ``capabilities`` / ``cpuinfo`` replace what is queried
+    (for tests: the answer for another CPU)."""
+    if capabilities is None and cpuinfo is None:
+        query = getattr(torch.cpu, "get_capabilities", None)
+        if query is not None:
+            capabilities = query()
+        else:
+            try:
+                cpuinfo = Path("/proc/cpuinfo").read_text()
+            except OSError:
+                return CpuBf16Support((), "none")
+    if capabilities is not None:
+        found = tuple(f for f in NATIVE_BF16_FEATURES if capabilities.get(f) is True)
+        return CpuBf16Support(found, "torch.cpu.get_capabilities")
+    flags: set[str] = set()
+    for line in (cpuinfo or "").splitlines():  # x86: "flags", ARM: "Features"
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if "svebf16" in flags:  # the kernel's name of what torch calls sve_bf16
+        flags.add("sve_bf16")
+    found = tuple(f for f in NATIVE_BF16_FEATURES if f in flags)
+    return CpuBf16Support(found, "/proc/cpuinfo")
+
+
+def precision_note(device: torch.device, precision: str) -> str:
+    """One log line: the precision a run computes in on ``device``, and on the CPU what
+    bf16 support was found and what it means for ``precision``."""
+    dtype = "bf16 autocast" if uses_bf16(device, precision) else "fp32"
+    line = f"precision={precision}: {dtype} on {device.type}"
+    if device.type != "cpu":
+        return line
+    support = cpu_bf16_support()
+    line += f"; CPU {support.describe()}"
+    if precision == "auto" and support.native:
+        line += " (auto stays fp32 on the CPU until bf16's val quality is measured; "
+        line += "train.precision=bf16 uses it)"
+    elif precision == "bf16" and not support.native:
+        line += " (bf16 is emulated here and usually slower than fp32)"
+    return line
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from mrdd.config import TrainConfig
 from mrdd.data import BatchLoader
 from mrdd.train.distributed import mean_across_ranks
+from mrdd.train.plateau import PlateauStop
 from mrdd.train.stages import Stage, lr_lambda
 from mrdd.train.state import Progress, StageCheckpoint
 
@@ -187,6 +188,7 @@ def fit(
     show_progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint: StageCheckpoint | None = None,
+    plateau: PlateauStop | None = None,
 ) -> list[dict[str, float]]:
     """Train ``stage`` for ``epochs`` epochs; return one record of mean loss terms per epoch.
 
@@ -195,17 +197,29 @@ def fit(
     after its saved epoch and the returned history includes the restored epochs.
     ``on_epoch_end(epoch, record)`` runs after every epoch, before its state is saved;
     entries it adds to ``record`` (e.g. periodic evaluation scores) join the history.
+    ``plateau`` (fed by ``on_epoch_end``, see :class:`mrdd.train.monitor.TrainingMonitor`)
+    may end the stage early; its state is saved with the stage's, and the stage ends
+    with the weights of its best probed epoch.
     """
     runner = _EpochRunner(stage, loader, epochs, cfg, checkpoint, show_progress)
     progress = runner.progress
     if progress.epoch:
         log.info("%s: resumed from %s", stage.name, checkpoint.last_saved)
+    if plateau is not None and progress.plateau is not None:
+        plateau.load_state_dict(progress.plateau)
     for epoch in range(progress.epoch, epochs):
+        if plateau is not None and plateau.stopped:  # also: resumed after it stopped
+            break
         record = runner.run(epoch)
         progress.epoch = epoch + 1
         progress.history.append(record)
         if on_epoch_end is not None:  # before saving, so what it adds to the record is kept
             on_epoch_end(epoch, record)
-        if checkpoint is not None and checkpoint.due(progress.epoch, epochs):
+        if plateau is not None:
+            progress.plateau = plateau.state_dict()
+        stopping = plateau is not None and plateau.stopped
+        if checkpoint is not None and checkpoint.due(progress.epoch, epochs, stopping):
             checkpoint.save(stage, runner.schedulers, progress)
+    if plateau is not None:
+        plateau.restore_best(stage.model)
     return progress.history

@@ -9,7 +9,9 @@ the validation split (of the training split if there is none; never of test) onc
 (one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best`` in stage 2 — and adds
 ``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record, so they also land in
 ``history.json`` and the training-curves figure. The probe
-consumes no torch random numbers, so training is the same with or without it.
+consumes no torch random numbers, so training is the same with or without it. With
+``train.plateau_patience`` the probe also drives :class:`mrdd.train.plateau.PlateauStop`
+(refused without a val split).
 A resumed run keeps the CSV rows of the epochs it does not train again.
 """
 
@@ -29,6 +31,7 @@ from mrdd.data import DatasetSplits
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.representations import extract_codes, named_representations, probed
 from mrdd.models import MRDD, ConsistencyModel
+from mrdd.train.plateau import PlateauStop, require_val_probe
 
 log = logging.getLogger("mrdd")
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -65,6 +68,7 @@ class TrainingMonitor:
                 splits.num_classes,
             )
             self.eval_every = 0
+        require_val_probe(cfg.train, splits.val is not None, bool(self.eval_every))
         self.num_classes, self.best_view = splits.num_classes, splits.best_view
         self.batch_size, self.device, self.seed = cfg.eval.batch_size, device, seed
         self.rows: list[dict[str, str | float]] = []
@@ -84,12 +88,17 @@ class TrainingMonitor:
         )
         return {f"eval_{k}": scores[k]["mean"] for k in ("acc", "nmi", "ari")}
 
-    def callback(self, stage: str, model: MRDD | ConsistencyModel) -> EpochCallback:
-        """The ``on_epoch_end`` of :func:`mrdd.train.fit` for one stage of ``model``."""
+    def callback(
+        self, stage: str, model: MRDD | ConsistencyModel, plateau: PlateauStop | None = None
+    ) -> EpochCallback:
+        """The ``on_epoch_end`` of :func:`mrdd.train.fit` for one stage of ``model``; each
+        epoch's record (probe scores included) goes to ``plateau`` before it is written."""
 
         def on_epoch_end(epoch: int, record: dict[str, float]) -> None:
             if self.eval_every and (epoch + 1) % self.eval_every == 0:
                 record.update(self.probe_scores(model))
+            if plateau is not None:
+                plateau.observe(record, model)
             now = time.perf_counter()
             self.elapsed, self.clock = self.elapsed + now - self.clock, now
             record["elapsed_s"] = self.elapsed

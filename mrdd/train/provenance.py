@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 import mrdd
+from mrdd.train.device import cpu_bf16_support
 
 
 def _git(*args: str) -> str | None:
@@ -53,7 +54,8 @@ def cpu_name() -> str:
 
 
 def environment_record(device: torch.device) -> dict[str, Any]:
-    """Package and git versions, torch, CUDA, device, Python."""
+    """Package and git versions, torch, CUDA, device, Python, and the CPU's native bf16
+    support (what ``train.precision=bf16`` can use on the CPU)."""
     return {
         "mrdd_version": mrdd.__version__,
         **git_record(),
@@ -62,5 +64,6 @@ def environment_record(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_bf16_support().record(),
         "python": platform.python_version(),
     }

@@ -1,11 +1,13 @@
 """One training run: stage 1, stage 2, evaluation, files (what ``scripts/train.py`` calls).
 
 The run directory receives ``config.json`` (the resolved config), ``run_info.json``
-(config, seed, package and git versions, torch/CUDA, device; one entry per resumption),
+(config, seed, package and git versions, torch/CUDA, device, the CPU's native bf16
+support; one entry per resumption),
 ``consistency.pt`` and ``mrdd.pt``, the resumable states ``consistency_state.pt`` and
 ``disentangle_state.pt``, ``history.json`` (per-epoch loss terms, throughput and
-periodic evaluation), ``progress.csv`` and ``tb/`` (the same, as training goes, see
-:mod:`mrdd.train.monitor`), ``train.log``, and the evaluation of
+periodic evaluation; with ``train.plateau_patience``, when and why each stage stopped,
+also in ``metrics.json``, see :mod:`mrdd.train.plateau`), ``progress.csv`` and ``tb/``
+(the same, as training goes, see :mod:`mrdd.train.monitor`), ``train.log``, and the evaluation of
 :func:`mrdd.eval.evaluate_model`: ``metrics.json``, ``metrics.md`` and the
 figures. :func:`resume` continues a stopped run in its own directory with its saved config.
 
@@ -41,10 +43,16 @@ from mrdd.train.checkpoint import (
     remove_stale_temporaries,
     save_model_checkpoint,
 )
-from mrdd.train.device import keep_freed_cpu_memory, resolve_device, seed_everything
+from mrdd.train.device import (
+    keep_freed_cpu_memory,
+    precision_note,
+    resolve_device,
+    seed_everything,
+)
 from mrdd.train.distributed import DistContext, barrier, distributed_session
 from mrdd.train.loop import fit
 from mrdd.train.monitor import TrainingMonitor
+from mrdd.train.plateau import PlateauStop, plateau_summary
 from mrdd.train.provenance import environment_record
 from mrdd.train.rundir import (
     end_record,
@@ -161,6 +169,7 @@ def _open_run(
                     device,
                     dist.world_size,
                 )
+                log.info(precision_note(device, cfg.train.precision))
                 splits = _load_splits(cfg, device)
                 monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
                 try:
@@ -213,6 +222,10 @@ def _train_stages(ctx: RunContext) -> tuple[MRDD | ConsistencyModel, dict[str, l
     """Stage 1 and/or stage 2 as configured; the last stage's model and every history."""
     model: MRDD | ConsistencyModel | None = None
     histories = {}
+    if ctx.cfg.train.plateau_patience is not None and ctx.dist.world_size > 1:
+        raise ConfigError(  # only rank 0 probes: the others could not stop with it
+            "train.plateau_patience is not supported under torchrun yet; set it to null."
+        )
     if ctx.cfg.stage in ("all", "consistency"):
         model = _place(ConsistencyModel(ctx.splits.view_shapes, ctx.cfg.model), ctx)
         stage = consistency_stage(model, ctx.cfg, ctx.device, ctx.dist)
@@ -252,6 +265,8 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         save=ctx.dist.is_main,
         data_identity=ctx.splits.identity,
     )
+    plateau = PlateauStop.for_stage(train, stage.name, epochs)
+    monitor = ctx.monitor.callback(stage.name, stage.model, plateau) if ctx.monitor else None
     history = fit(
         stage,
         loader,
@@ -259,7 +274,8 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         train,
         show_progress=ctx.dist.is_main,
         checkpoint=checkpoint,
-        on_epoch_end=ctx.monitor.callback(stage.name, stage.model) if ctx.monitor else None,
+        on_epoch_end=monitor,
+        plateau=plateau,
     )
     if stage.name == "consistency" and train.calibrate_bn:  # before saving: stage 2 reads it
         count = recalibrate_batch_norm(
@@ -309,6 +325,8 @@ def _evaluate(
     metrics = evaluate_model(model, ctx.cfg, ctx.splits, ctx.device, ctx.out_dir, histories)
     metrics["environment"] = {**environment_record(ctx.device), "processes": ctx.dist.world_size}
     metrics["seconds"] = time.perf_counter() - start
+    if ctx.cfg.train.plateau_patience is not None:
+        metrics["plateau"] = plateau_summary(histories, ctx.cfg.train)
     save_metrics(metrics, ctx.out_dir)
     log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
     log.info("done in %.1f s; files in %s", metrics["seconds"], ctx.out_dir)

@@ -2,7 +2,8 @@
 
 A state file (``<stage>_state.pt`` in the run directory) holds the model, every
 optimiser and LR scheduler, the RNG states (Python, NumPy, torch CPU and CUDA), the
-number of finished epochs and steps, and the epoch history so far. It is written
+number of finished epochs and steps, the epoch history so far, and the plateau stop's
+state (best val score and weights, probes since; see :mod:`mrdd.train.plateau`). It is written
 atomically, at epoch ends only: the loader's permutation is seeded per epoch and
 masking and sampling draw from torch's global RNG, so restoring the RNG at an epoch
 boundary makes the rest of the stage identical to an uninterrupted run.
@@ -56,11 +57,13 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 @dataclass
 class Progress:
-    """How far a stage got: finished epochs, optimiser steps, one record per epoch."""
+    """How far a stage got: finished epochs, optimiser steps, one record per epoch, and
+    the state of its plateau stop (``None`` without one)."""
 
     epoch: int = 0
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    plateau: dict[str, Any] | None = None
 
 
 class StageCheckpoint:
@@ -94,8 +97,9 @@ class StageCheckpoint:
         #: Where the last good state is (``None`` until one is saved or restored).
         self.last_saved: str | None = None
 
-    def due(self, epochs_done: int, epochs: int) -> bool:
-        return self.saves and (epochs_done % self.every == 0 or epochs_done == epochs)
+    def due(self, epochs_done: int, epochs: int, last: bool = False) -> bool:
+        """Whether to save after ``epochs_done`` epochs (``last``: the stage ends early)."""
+        return self.saves and (last or epochs_done % self.every == 0 or epochs_done == epochs)
 
     def save(self, stage: Stage, schedulers: list[LRScheduler], progress: Progress) -> None:
         atomic_torch_save(
@@ -113,6 +117,7 @@ class StageCheckpoint:
                 "epoch": progress.epoch,
                 "step": progress.step,
                 "history": progress.history,
+                "plateau": progress.plateau,
             },
             self.path,
         )
@@ -133,4 +138,5 @@ class StageCheckpoint:
             load_state(module, state, where)
         set_rng_state(payload["rng"], stage.device)
         self.last_saved = f"{self.path} (after epoch {payload['epoch']})"
-        return Progress(payload["epoch"], payload["step"], payload["history"])
+        plateau = payload.get("plateau")  # absent from states saved before it existed
+        return Progress(payload["epoch"], payload["step"], payload["history"], plateau)
