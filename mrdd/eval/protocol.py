@@ -157,9 +157,9 @@ def all_clustering_rows(
     evaluated split's manifold codes (what ``umap.png`` draws).
 
     ``features[split][name]`` are the representations and raw floor of every split. The
-    UMAP embedding is fitted once per representation of :data:`MANIFOLD` (on train) and serves every split,
-    every KMeans seed and the figure; without the umap method it is fitted for the
-    figure's representations only, and not at all without figures.
+    UMAP embedding is fitted once per representation of :data:`MANIFOLD` (on train) and
+    serves every split, every KMeans seed and the figure; without the umap method it is
+    fitted for the figure's representations only, and not at all without figures.
     """
     shown = (
         {n: x for n, x in features[ev.split].items() if n in MANIFOLD}
