@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from mrdd.config import DATASET_OPTIONS
 from mrdd.data import descriptors
 from mrdd.data.base import DataError, DatasetSplits, stratified_holdout, stratified_split
-from mrdd.data.common import resize_images
 from mrdd.data.edge_mnist import mnist_5k
 from mrdd.data.edges import edge_map, edge_views
+from mrdd.data.preprocess import resize_images
 
 #: Share of every class stored as the test split, and the seed that draws it (those of
 #: the embedded ``edge_mnist_5k``, so its suite copy has the same test digits).
