@@ -26,16 +26,6 @@ CLIMBING = re.compile(r"(?:\.\./)+[\w.\-/]*")
 #: Directories that are never part of the repository's text (environments, run outputs).
 UNTRACKED_DIRS = {".git", ".venv", "outputs", "multirun", "data", "__pycache__", ".ruff_cache"}
 
-#: docs/ pages that other branches add at the time of writing; README.md links them already.
-#: Remove a name once its page is merged (the check below then holds it like any other).
-PENDING_PAGES = {
-    "datasets_suite.md",
-    "evaluation.md",
-    "performance.md",
-    "preprocessing.md",
-    "troubleshooting.md",
-}
-
 #: A markdown link: ``[text](target#anchor)``, as (target, anchor); either may be empty.
 LINK = re.compile(r"\]\(([^)\s#]*)(?:#([^)\s]*))?\)")
 
@@ -137,8 +127,6 @@ def test_links_resolve_inside_the_repository(page: Path) -> None:
         if re.match(r"^[a-z]+:", target):  # https:, mailto:
             continue
         resolved = (page.parent / target).resolve() if target else page
-        if resolved.parent == ROOT / "docs" and resolved.name in PENDING_PAGES:
-            continue
         if not resolved.is_relative_to(ROOT) or not resolved.exists():
             broken.append(target)
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):

@@ -22,6 +22,9 @@ TINY_OVERRIDES = [
     "eval.classifiers=[linear]",  # the cheap parts of the evaluation (tests/test_evaluation.py
     "eval.regressors=[ridge]",  # covers the rest on tiny data)
     "eval.embedding_samples=200",
+    # UMAP on the 3,600 real training digits costs minutes; tests/test_evaluation.py and
+    # tests/test_clustering_methods.py cover the umap method on tiny data
+    "eval.clustering=[kmeans]",
     "device=cpu",
 ]
 
@@ -59,7 +62,7 @@ def test_default_run_writes_every_file(trained_run):
     assert (metrics["splits"]["test"], metrics["splits"]["val"]) == (1000, 400)
     for split in ("test", "val"):
         names = [row["representation"] for row in acc if row["split"] == split]
-        assert names == ["C", "S_0", "S_1", "C+S_best", "C+S_all"]
+        assert names == ["C", "S_0", "S_1", "C+S_best", "C+S_all", "raw_best"]
     for row in acc:
         assert 0.0 <= row["mean"] <= 1.0 and len(row["values"]) == 2
     assert "stage 1 (consistency)" in (trained_run / "train.log").read_text()
