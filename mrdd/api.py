@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mrdd.config import RunConfig, typed_dataset
+from mrdd.config import RunConfig, flatten_keys, typed_dataset
 from mrdd.data import DataError, DatasetSplits, load_dataset
 from mrdd.data.base import zero_absent
 from mrdd.data.preprocess import Preprocessing, float32_values, prepare_splits
@@ -324,23 +324,13 @@ def data_differences(trained_on: dict[str, Any] | None, data: DatasetSplits) -> 
     from the data a model was trained on (:mod:`mrdd.data.identity`)."""
     if trained_on is None:
         return []
-    saved, now = _flat(trained_on), _flat(data.identity)
+    saved, now = flatten_keys(trained_on), flatten_keys(data.identity)
     absent = "<unset>"
     return [
         f"{key} (model {saved.get(key, absent)!r}, now {now.get(key, absent)!r})"
         for key in sorted(saved.keys() | now.keys())
         if saved.get(key, absent) != now.get(key, absent)
     ]
-
-
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def evaluate(

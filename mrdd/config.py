@@ -617,8 +617,8 @@ def adopt_stage1_settings(
     moved = {
         f"train.{k}" for k in ("epochs", "batch_size") if getattr(train, f"disentangle_{k}") is None
     }
-    mine, theirs = _flat(config.to_dict()), _flat(recorded)
-    defaults = _flat(RunConfig().to_dict())
+    mine, theirs = flatten_keys(config.to_dict()), flatten_keys(recorded)
+    defaults = flatten_keys(RunConfig().to_dict())
     changes: dict[str, Any] = {}
     for key in (*STAGE1_SETTINGS, "train.epochs", "train.batch_size"):
         if key not in theirs or mine[key] == theirs[key]:
@@ -639,12 +639,12 @@ def adopt_stage1_settings(
     return config.with_overrides(overrides), adopted
 
 
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted keys to values (``{"train": {"epochs": 3}}`` → ``{"train.epochs": 3}``)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            flat.update(flatten_keys(value, f"{prefix}{key}."))
         else:
             flat[prefix + key] = value
     return flat

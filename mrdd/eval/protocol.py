@@ -168,13 +168,27 @@ def all_clustering_rows(
     )
     names = [name for name in shown if name in features[FIT_SPLIT]]
     needed = "umap" in ev.clustering or ev.figures
-    embedded = manifold_codes(features, clustered, names, ev, seed) if needed else {}
+    embedded = (
+        manifold_codes(_fitted_on(features, ev), clustered, names, ev, seed) if needed else {}
+    )
     rows = []
     for method in ev.clustering:
         for split in clustered:
             x = features[split] if method == "kmeans" else embedded[split]
             rows += clustering_rows(x, splits, split, CLUSTERING_TASKS[method], ev, seed)
     return rows, embedded.get(ev.split, {})
+
+
+def _fitted_on(
+    features: Mapping[str, Mapping[str, Tensor]], ev: EvalConfig
+) -> Mapping[str, Mapping[str, Tensor]]:
+    """``features`` whose train split the UMAP is fitted on: all of it for the umap method;
+    for the figure alone (umap not in ``ev.clustering``) its first ``ev.embedding_samples``
+    codes, as many as the figure draws, since a fit on every train code costs minutes."""
+    if "umap" in ev.clustering:
+        return features
+    train = {name: x[: ev.embedding_samples] for name, x in features[FIT_SPLIT].items()}
+    return {**features, FIT_SPLIT: train}
 
 
 def _raw_floor_skips(

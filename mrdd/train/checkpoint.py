@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import mrdd
-from mrdd.config import RunConfig
+from mrdd.config import RunConfig, flatten_keys
 
 FORMAT_VERSION = 1
 
@@ -154,19 +154,9 @@ _STATE_ADVICE = (
 )
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
     """The settings a checkpoint of ``kind`` and the run that loads it must agree on."""
-    flat = _flatten(config)
+    flat = flatten_keys(config)
     prefixes = _MODEL_SETTINGS.get(kind)
     if prefixes is not None:
         flat = {k: v for k, v in flat.items() if k.startswith(prefixes)}
@@ -195,8 +185,8 @@ def check_compatible(
     saved = compared_settings(payload["config"], payload["view_shapes"], kind)
     wanted = compared_settings(config.to_dict(), view_shapes, kind)
     if data_identity is not None:
-        saved.update(_flatten({"data": payload.get("data") or {}}))
-        wanted.update(_flatten({"data": data_identity}))
+        saved.update(flatten_keys({"data": payload.get("data") or {}}))
+        wanted.update(flatten_keys({"data": data_identity}))
     absent = object()
     differ = [
         k
