@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mrdd.config import flatten_keys
 from mrdd.eval.tables import (
     SCORE_NAME,
     Pivot,
@@ -98,15 +99,12 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
-def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def flat_config(config: dict[str, Any]) -> dict[str, str]:
     """Dotted keys to text values (strings as they are, the rest JSON-encoded)."""
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flat_config(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return flat
+    return {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in flatten_keys(config).items()
+    }
 
 
 def find_runs(paths: Iterable[str | Path], skipped: list[Skipped] | None = None) -> list[Run]:
