@@ -29,7 +29,8 @@ def tiny_config() -> RunConfig:
                 "lr": 1e-3,
                 "log_every": 1,
             },
-            "eval": {"n_seeds": 2, "num_figure_samples": 4},
+            # the paper's KMeans only: tests/test_evaluation.py runs the umap method
+            "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
             "device": "cpu",
         }
     )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import io
+import logging
 import runpy
 import shutil
+import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 #: The smallest model that exercises every part: the model section of the unit tests' configs.
@@ -98,7 +103,8 @@ def tiny_run_dict(npz_path, **sections) -> dict:
             "disentangle_batch_size": None,
             "log_every": 2,
         },
-        "eval": {"n_seeds": 2, "num_figure_samples": 4},
+        # the paper's KMeans only: tests/test_evaluation.py runs the umap method end to end
+        "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
         "device": "cpu",
     }
     for key, value in sections.items():
@@ -112,8 +118,55 @@ def tiny_run_dict(npz_path, **sections) -> dict:
 def run_train_script(monkeypatch, *args: str) -> None:
     """Run ``scripts/train.py`` with ``args`` in this process, as ``python`` would run it:
     its folder first on ``sys.path`` (``monkeypatch``: pytest's fixture, which restores
-    ``sys.argv`` and ``sys.path`` afterwards)."""
+    ``sys.argv``, ``sys.path`` and the environment afterwards; the SIGTERM handler the
+    script installs is restored here)."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     monkeypatch.setattr(sys, "argv", [str(script), *args])
     monkeypatch.syspath_prepend(str(script.parent))
-    runpy.run_path(str(script), run_name="__main__")
+    monkeypatch.delenv("MRDD_SWEEP_PID", raising=False)  # the script sets it: restored after
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+
+
+@dataclass
+class ScriptResult:
+    """What a script run in this process left: its exit status and its output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def train_script_result(*args: str, cwd: Path) -> ScriptResult:
+    """``python scripts/train.py *args`` run from ``cwd`` *in this process*, like
+    ``subprocess.run(..., capture_output=True)`` but without a new interpreter: the tests
+    that only read a run's files, exit status and messages save the ~7 s of importing
+    torch, sklearn and Hydra and the ~15 s of compiling UMAP's kernels per run. Tests of
+    what needs a real process (signals, locks held by another pid, concurrent starts,
+    ``torch.distributed``) keep ``subprocess``."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "stdout", out)
+        patch.setattr(sys, "stderr", err)
+        try:
+            run_train_script(patch, *args)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
+        finally:
+            _close_run_log_handlers()
+    return ScriptResult(int(code), out.getvalue(), err.getvalue())
+
+
+def _close_run_log_handlers() -> None:
+    """Hydra's job logging adds a file handler (``train.log``) to the root logger per run; a
+    later in-process run must not write into an earlier run's log."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from config_schema import register
+from helpers import train_script_result
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -133,13 +132,11 @@ def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
         "eval.classifiers=[]",
         "eval.regressors=[ridge]",
         "eval.figures=false",
+        "eval.clustering=[kmeans]",
         "device=cpu",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "+sweep=club_weight"]
-    result = subprocess.run(
-        [*cmd, *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    result = train_script_result("-m", "+sweep=club_weight", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     markdown = ablate("club_weight", [tmp_path / "sweep"], tmp_path / "out")
     assert markdown.count("| 0.0 | 1 |") == 2 and markdown.count("| 1.0 | 1 |") == 2

@@ -26,6 +26,9 @@ TINY = [
     "eval.n_seeds=1",
     "eval.classifiers=[linear]",
     "eval.regressors=[ridge]",
+    # no UMAP (the umap method, the figures): a process's first one compiles for ~15-30 s
+    "eval.clustering=[kmeans]",
+    "eval.figures=false",
     "device=cpu",
     "benchmark.steps=2",
     "benchmark.warmup=1",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -124,8 +123,10 @@ def test_a_directory_given_as_checkpoint_is_named(stage1_run, tmp_path):
 
 # --- writes killed mid-way -------------------------------------------------------------
 
-#: Saves ``argv[2]`` (a checkpoint) atomically, but SIGKILLs itself after writing 1 MB of
-#: it: a write interrupted with no chance to clean up.
+#: Saves ``argv[1]`` (a checkpoint) atomically in ``argv[2]`` forked children, each of which
+#: SIGKILLs itself after writing 1 MB of it: writes interrupted with no chance to clean up
+#: (one interpreter start, since importing mrdd takes seconds). Exits 0 when every child
+#: died by SIGKILL.
 KILLED_MID_WRITE = """
 import os, signal, sys
 import torch
@@ -137,24 +138,33 @@ def write_then_die(obj, f):
     os.kill(os.getpid(), signal.SIGKILL)
 
 torch.save = write_then_die
-checkpoint.atomic_torch_save({"weights": torch.zeros(3)}, sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    child = os.fork()
+    if child == 0:
+        checkpoint.atomic_torch_save({"weights": torch.zeros(3)}, sys.argv[1])
+        os._exit(0)  # not reached: the write kills the child
+    _, status = os.waitpid(child, 0)
+    if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+        sys.exit(f"child {child} ended with status {status}, not by SIGKILL")
 """
 
 
-def _kill_mid_write(path: Path) -> None:
+def _kill_mid_write(path: Path, times: int = 1) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", KILLED_MID_WRITE, str(path)], env=env, capture_output=True
+        [sys.executable, "-c", KILLED_MID_WRITE, str(path), str(times)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.returncode == 0, done.stderr
 
 
 def test_temporaries_of_killed_writes_are_removed_on_resume(stage1_run, tmp_path):
     run_dir = copy_run(stage1_run, tmp_path)
     state = run_dir / "consistency_state.pt"
     before = state.read_bytes()
-    for _ in range(3):
-        _kill_mid_write(state)
+    _kill_mid_write(state, times=3)
     leftovers = sorted(run_dir.glob(".consistency_state.pt.*.tmp"))
     assert len(leftovers) == 3
     assert all(p.stat().st_size == 2**20 for p in leftovers)

@@ -63,7 +63,14 @@ def _config(dataset: dict) -> RunConfig:
                 "log_every": 1,
                 "eval_every": 0,
             },
-            "eval": {"n_seeds": 1, "classifiers": [], "regressors": [], "figures": False},
+            # KMeans only: a spawned rank's first UMAP would compile numba kernels for ~15 s
+            "eval": {
+                "n_seeds": 1,
+                "classifiers": [],
+                "regressors": [],
+                "figures": False,
+                "clustering": ["kmeans"],
+            },
             "device": "cpu",
         }
     )

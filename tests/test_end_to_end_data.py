@@ -14,7 +14,7 @@ from mrdd.train import run
 TINY = {**TINY_MODEL, "backbone": {**TINY_MODEL["backbone"], "mlp_hidden": [16, 8]}}
 
 
-def _config(dataset: dict, batch_size: int = 32) -> RunConfig:
+def _config(dataset: dict, batch_size: int = 32, figures: bool = True) -> RunConfig:
     return RunConfig.from_dict(
         {
             "dataset": dataset,
@@ -26,7 +26,16 @@ def _config(dataset: dict, batch_size: int = 32) -> RunConfig:
                 "disentangle_batch_size": None,
                 "mask_patch_size": 2,
             },
-            "eval": {"n_seeds": 1, "num_figure_samples": 3},
+            # the cheap parts of the evaluation (tests/test_evaluation.py runs the rest)
+            "eval": {
+                "n_seeds": 1,
+                "num_figure_samples": 3,
+                "embedding_samples": 60,  # t-SNE / UMAP figures of 1,000 points take ~40 s
+                "clustering": ["kmeans"],
+                "classifiers": ["linear"],
+                "regressors": ["ridge"],
+                "figures": figures,
+            },
             "device": "cpu",
         }
     )
@@ -34,14 +43,16 @@ def _config(dataset: dict, batch_size: int = 32) -> RunConfig:
 
 def test_six_vector_views_train_through_both_stages(tmp_path):
     write_mfeat(tmp_path / "mfeat")
-    cfg = _config({"name": "multiple_features", "root": str(tmp_path / "mfeat")}, 200)
+    # no figures: six views' panels cost more than the rest (the mixed-views test below and
+    # tests/test_evaluation.py draw vector views)
+    cfg = _config({"name": "multiple_features", "root": str(tmp_path / "mfeat")}, 200, False)
     metrics = run(cfg, tmp_path / "run")
     reps = {row["representation"] for row in metrics["scores"] if row["task"] == "clustering"}
     assert reps == {"C", *(f"S_{v}" for v in range(6)), "C+S_best", "C+S_all", "raw_best"}
     assert metrics["splits"]["test"] == 400
     trained = torch.load(tmp_path / "run" / "mrdd.pt", weights_only=True)
     assert [s for s in trained["view_shapes"]] == [[d] for d in MFEAT_DIMS.values()]
-    assert (tmp_path / "run" / "reconstructions.png").is_file()
+    assert metrics["figures"] == []
 
 
 def test_npz_with_mixed_image_and_vector_views_trains(tmp_path):

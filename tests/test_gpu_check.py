@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import gpu_check
@@ -15,25 +14,44 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
 
 
-def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), *args]
-    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_without_a_gpu_it_refuses_in_one_line_and_writes_nothing(tmp_path):
-    done = _script("--report", str(tmp_path / "report"), cwd=tmp_path)
+@pytest.fixture
+def script(monkeypatch, capsys):
+    """``python scripts/gpu_check.py *args`` run in this process on a machine whose CUDA is
+    hidden (``torch.cuda.is_available()`` is False even where a GPU is present)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def run(*args: str, cwd: Path) -> Done:
+        monkeypatch.chdir(cwd)
+        try:
+            code = gpu_check.main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return run
+
+
+def test_without_a_gpu_it_refuses_in_one_line_and_writes_nothing(tmp_path, script):
+    done = script("--report", str(tmp_path / "report"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("error: no CUDA device is visible (torch ")
     assert done.stderr.count("\n") == 1 and done.stdout == ""
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_existing_report_is_never_overwritten(tmp_path):
+def test_an_existing_report_is_never_overwritten(tmp_path, script):
     (tmp_path / "report.md").write_text("an earlier check")
-    done = _script("--report", str(tmp_path / "report"), cwd=tmp_path)
+    done = script("--report", str(tmp_path / "report"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == (
         f"error: {tmp_path / 'report.md'} already exist(s); the GPU check never overwrites "
@@ -42,9 +60,10 @@ def test_an_existing_report_is_never_overwritten(tmp_path):
     assert (tmp_path / "report.md").read_text() == "an earlier check"
 
 
-def test_bad_arguments_exit_2_with_usage(tmp_path):
-    done = _script("--steps", "0", cwd=tmp_path)
+def test_bad_arguments_exit_2_with_usage(tmp_path, script):
+    done = script("--steps", "0", cwd=tmp_path)
     assert done.returncode == 2 and "--steps: must be a positive integer, got 0" in done.stderr
+    assert done.stderr.startswith("usage: ")
     args = gpu_check.parse_args([])
     assert (args.report, args.steps, args.epochs, args.device) == (Path("gpu_check"), 20, 5, "cuda")
     with pytest.raises(gpu_check.UsageError, match="--device must be cuda or cuda:N"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_run_dict, tiny_script_overrides, write_image_npz
+from helpers import tiny_run_dict, tiny_script_overrides, train_script_result, write_image_npz
 
 from mrdd.config import STAGE2_SETTINGS, RunConfig
 from mrdd.data import DataError
@@ -52,7 +52,8 @@ def encode_main():
     return runpy.run_path(str(ROOT / "scripts" / "encode.py"))["main"]
 
 
-def _train_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _train_script_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``scripts/train.py`` in a process of its own: for a lock held by *another* pid."""
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
@@ -161,7 +162,7 @@ def test_a_second_process_is_refused_naming_the_holder(finished, tmp_path):
     before = (finished / "run_info.json").read_bytes()
     with run_dir_lock(finished):
         assert (finished / LOCK_FILE).read_text().startswith(holder)
-        result = _train_script(f"resume={finished}", cwd=tmp_path)
+        result = _train_script_process(f"resume={finished}", cwd=tmp_path)
     assert result.returncode == 2
     line = _last_line(result.stderr)
     assert line.startswith(f"error: {finished} is in use by {holder}")
@@ -199,10 +200,10 @@ def test_the_script_reuses_a_directory_whose_run_failed_on_bad_data(tmp_path):
     npz = tmp_path / "data.npz"
     npz.write_text("not an npz file")
     args = [*_stage1_overrides(npz), f"hydra.run.dir={tmp_path / 'run'}"]
-    first = _train_script(*args, cwd=tmp_path)
+    first = train_script_result(*args, cwd=tmp_path)
     assert first.returncode == 2 and str(npz) in _last_line(first.stderr)
     write_image_npz(npz)  # the fix; the same command again
-    second = _train_script(*args, cwd=tmp_path)
+    second = train_script_result(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["status"] == "finished"
@@ -215,7 +216,7 @@ def test_the_script_reuses_a_directory_whose_run_failed_on_bad_data(tmp_path):
 def test_a_sweep_runs_its_good_jobs_and_ends_naming_the_bad_one(tmp_path):
     npz = tmp_path / "data.npz"
     write_image_npz(npz)
-    result = _train_script(
+    result = train_script_result(
         "-m",
         *_stage1_overrides(npz),
         "train.eval_every=0",

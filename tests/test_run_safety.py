@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import tiny_run_dict, write_image_npz
+from helpers import tiny_run_dict, train_script_result, write_image_npz
 
 from mrdd.config import RunConfig
 from mrdd.data import DataError
@@ -105,7 +105,8 @@ def test_an_interrupted_run_is_recorded_as_interrupted(tmp_path, monkeypatch):
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 
 
-def _train_script(*args: str, cwd: Path) -> subprocess.Popen:
+def _train_script_process(*args: str, cwd: Path) -> subprocess.Popen:
+    """``scripts/train.py`` in a process of its own: two of them start at once below."""
     return subprocess.Popen(
         [sys.executable, str(SCRIPT), *args],
         cwd=cwd,
@@ -121,26 +122,25 @@ def test_the_script_refuses_a_run_directory_before_hydra_writes_into_it(finished
     (out / ".hydra").mkdir(exist_ok=True)
     (out / ".hydra" / "config.yaml").write_text("the old run's composition record\n")
     before = _digest(out)
-    proc = _train_script(f"hydra.run.dir={out}", "device=cpu", cwd=out.parent)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 2
-    lines = stderr.strip().splitlines()
+    result = train_script_result(f"hydra.run.dir={out}", "device=cpu", cwd=out.parent)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "resume=" in lines[0]
     assert _digest(out) == before  # .hydra/ and train.log included
 
 
 def test_the_script_names_a_run_directory_it_cannot_create(tmp_path):
     (tmp_path / "a_file").write_text("x")
-    proc = _train_script(f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", cwd=tmp_path)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 2
-    assert stderr.strip().splitlines() == [stderr.strip()] and "is a file" in stderr
+    result = train_script_result(f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", cwd=tmp_path)
+    stderr = result.stderr.strip()
+    assert result.returncode == 2
+    assert stderr.splitlines() == [stderr] and "is a file" in stderr
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
     """Two processes at once, on data that does not exist: each fails in its own folder."""
     args = ("dataset=npz", f"dataset.path={tmp_path / 'missing.npz'}", "device=cpu")
-    procs = [_train_script(*args, cwd=tmp_path) for _ in range(2)]
+    procs = [_train_script_process(*args, cwd=tmp_path) for _ in range(2)]
     for proc in procs:
         proc.communicate(timeout=120)
         assert proc.returncode == 2

@@ -7,13 +7,17 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_run_dict, tiny_script_overrides, write_image_npz
+from helpers import (
+    ScriptResult,
+    tiny_run_dict,
+    tiny_script_overrides,
+    train_script_result,
+    write_image_npz,
+)
 
 from mrdd.config import DATASET_SCHEMAS, ConfigError, DatasetConfig, RunConfig
 from mrdd.data import load_dataset
@@ -27,12 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE1 = {"mask_ratio": 0.5, "view_dropout": 0.5, "calibrate_bn": False, "epochs": 1}
 
 
-def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-
-
-def _one_error_line(result: subprocess.CompletedProcess) -> str:
+def _one_error_line(result: ScriptResult) -> str:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("error: ")
@@ -104,7 +103,9 @@ def test_a_bad_dataset_value_is_refused_by_name(section, message):
 def test_the_script_refuses_a_mistyped_dataset_key_before_config_json(tmp_path):
     write_image_npz(tmp_path / "data.npz")
     args = [*tiny_script_overrides(tmp_path / "data.npz"), "dataset.test_fraction=abc"]
-    line = _one_error_line(_script(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path))
+    line = _one_error_line(
+        train_script_result(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    )
     assert "dataset.test_fraction must be a number, got 'abc'" in line
     assert not (tmp_path / "run" / "config.json").exists()
 
@@ -137,7 +138,7 @@ def test_the_script_refuses_a_stage1_setting_for_stage2_before_config_json(stage
         "train.mask_ratio=0.3",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    line = _one_error_line(_script(*args, cwd=tmp_path))
+    line = _one_error_line(train_script_result(*args, cwd=tmp_path))
     assert "train.mask_ratio=0.3" in line and "train.mask_ratio=0.5" in line
     assert not (tmp_path / "run" / "config.json").exists()
 

@@ -1,13 +1,11 @@
 """scripts/train.py end to end through real Hydra composition, on tiny settings."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_MODEL_OVERRIDES
+from helpers import TINY_MODEL_OVERRIDES, ScriptResult, train_script_result
 
 import mrdd
 
@@ -29,10 +27,9 @@ TINY_OVERRIDES = [
 ]
 
 
-def _train(tmp_path: Path, *overrides: str, run_dir: str = "run") -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *TINY_OVERRIDES, *overrides]
-    cmd.append(f"hydra.run.dir={tmp_path / run_dir}")
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+def _train(tmp_path: Path, *overrides: str, run_dir: str = "run") -> ScriptResult:
+    args = [*TINY_OVERRIDES, *overrides, f"hydra.run.dir={tmp_path / run_dir}"]
+    return train_script_result(*args, cwd=tmp_path)
 
 
 @pytest.fixture(scope="module")
