@@ -21,11 +21,13 @@ import mrdd
 from mrdd.config import ConfigError, RunConfig
 from mrdd.eval.tables import find_score
 from mrdd.models import MRDD
-from mrdd.train import run
+from mrdd.train import CheckpointError, run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = "patch_mlp"
 SHAPES = [(1, 8, 8), (1, 8, 8)]
+#: The evaluation of the tiny runs: the paper's KMeans only, no figures, no classifiers.
+TINY_EVAL = {"figures": False, "clustering": ["kmeans"], "classifiers": [], "regressors": []}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_the_worked_example_trains_both_stages_and_its_run_loads(example, tmp_pa
         tmp_path / "data.npz",
         model={"networks": every_role(patch=4)},
         train={"epochs": 2},
-        eval={"figures": False, "clustering": ["kmeans"], "classifiers": [], "regressors": []},
+        eval=TINY_EVAL,
     )
     metrics = run(RunConfig.from_dict(cfg), tmp_path / "run")
     history = json.loads((tmp_path / "run" / "history.json").read_text())
@@ -83,22 +85,44 @@ def test_the_worked_example_trains_both_stages_and_its_run_loads(example, tmp_pa
     assert codes.c.shape == (5, TINY_MODEL["c_dim"]) and codes.s[1].shape == (5, 3)
 
 
-def test_a_run_whose_networks_cannot_be_imported_is_refused_naming_them(
-    example, tmp_path, monkeypatch
-):
-    write_npz(tmp_path / "data.npz", n=32)
+@pytest.fixture(scope="module")
+def user_stage1(example, tmp_path_factory) -> Path:
+    """A finished stage-1 run (``run/``, beside its ``data.npz``) with the example networks."""
+    tmp = tmp_path_factory.mktemp("user_stage1")
+    write_npz(tmp / "data.npz", n=32)
     cfg = tiny_run_dict(
-        tmp_path / "data.npz",
+        tmp / "data.npz",
         stage="consistency",
         model={"networks": every_role(patch=4)},
         train={"epochs": 1},
-        eval={"figures": False, "clustering": ["kmeans"], "classifiers": [], "regressors": []},
+        eval=TINY_EVAL,
     )
-    run(RunConfig.from_dict(cfg), tmp_path / "run")
+    run(RunConfig.from_dict(cfg), tmp / "run")
+    return tmp / "run"
+
+
+def test_stage2_starts_from_a_user_stage1_only_with_the_same_networks(user_stage1, tmp_path):
+    networks = every_role(patch=4)
+    cfg = tiny_run_dict(
+        user_stage1.parent / "data.npz",
+        stage="disentangle",
+        consistency_ckpt=str(user_stage1 / "consistency.pt"),
+        model={"networks": {**networks, "specific_encoder": {}}},  # stage 2's own: any
+        train={"epochs": 1},
+        eval=TINY_EVAL,
+    )
+    run(RunConfig.from_dict(cfg), tmp_path / "same")
+    assert type(mrdd.load(tmp_path / "same").model.specific[0].encoder).__name__ == "ConvEncoder"
+    cfg["model"]["networks"] = {}  # the backbone's stage-1 networks: not the checkpoint's
+    with pytest.raises(CheckpointError, match="model.networks.consistency_decoder._target_"):
+        run(RunConfig.from_dict(cfg), tmp_path / "other")
+
+
+def test_a_run_whose_networks_cannot_be_imported_is_refused_naming_them(user_stage1, monkeypatch):
     monkeypatch.delitem(sys.modules, EXAMPLE)  # another process, without the user's module
     monkeypatch.setattr(sys, "path", [p for p in sys.path if not Path(p, f"{EXAMPLE}.py").exists()])
     with pytest.raises(ConfigError) as err:
-        mrdd.load(tmp_path / "run")
+        mrdd.load(user_stage1)
     assert str(err.value).startswith(
         f"model.networks.consistency_encoder._target_='{EXAMPLE}.PatchMLPEncoder' cannot be "
         f"imported: no module {EXAMPLE} on the Python path."

@@ -108,8 +108,7 @@ def _construct(spec: dict[str, Any], where: str, **given: Any) -> nn.Module:
         network = factory(**given, **kwargs)
     except Exception as err:  # the user's constructor: its message, named
         raise ConfigError(
-            f"{where}: building it with {sorted(given)} and {kwargs} failed: "
-            f"{type(err).__name__}: {err}"
+            f"{where}: building it with {given} and the spec's {kwargs} failed: {_first_line(err)}"
         ) from None
     if not isinstance(network, nn.Module):
         raise ConfigError(f"{where} built a {type(network).__name__}, not a torch.nn.Module.")
@@ -126,14 +125,18 @@ def _dummy_output(network: nn.Module, dims: tuple[int, ...], where: str) -> Tens
         out = network(torch.zeros(dims))
     except Exception as err:  # the user's forward: its message, named
         raise ConfigError(
-            f"{where} failed on a dummy batch {_dims(dims)}: {type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}"
+            f"{where} failed on a dummy batch {_dims(dims)}: {_first_line(err)}"
         ) from None
     finally:
         network.train(training)
     if not isinstance(out, Tensor):
         raise ConfigError(f"{where} returned a {type(out).__name__}, not a tensor.")
     return out
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def _dims(shape: tuple[int, ...] | torch.Size) -> str:
