@@ -245,34 +245,32 @@ class BackboneConfig:
         return 2 ** (len(self.channel_mults) - 1)
 
 
-#: The four networks of a view, by role (docs/networks.md): what each receives and returns.
-NETWORK_ROLES = {
-    "consistency_encoder": "stage 1: a view (N×shape) → N×F features; all views' features "
-    "feed the linear head of q(c | views)",
-    "consistency_decoder": "stage 1: c (N×c_dim) → the view (N×shape)",
-    "specific_encoder": "stage 2: a view (N×shape) → N×F features of q(s_v | x_v)",
-    "specific_decoder": "stage 2: s_v‖c (N×(v_dim + c_dim)) → the view (N×shape)",
-}
-
-
 @dataclass
 class NetworksConfig:
     """Your own networks in place of the backbone's, per role (docs/networks.md). Each key
     is ``{}`` (the backbone's network for every view), one spec for every view
     (``{_target_: pkg.module.Class, <its keyword arguments>}``) or specs per view
     (``{view_0: {_target_: ...}, view_2: {...}}``; the views not named keep the backbone's).
-    The package resolves ``_target_`` with importlib, so the class must be importable
-    wherever the config is read (training, ``mrdd.load``)."""
+    One spec serves views of different shapes: each view's network is built for its own
+    shape. The package resolves ``_target_`` with importlib, so the class must be
+    importable wherever the config is read (training, ``mrdd.load``). What each role
+    receives and returns (N samples, ``shape`` a view's per-sample shape):"""
 
-    consistency_encoder: dict[str, Any] = field(default_factory=dict)  # stage 1: view → features
-    consistency_decoder: dict[str, Any] = field(default_factory=dict)  # stage 1: c → view
-    specific_encoder: dict[str, Any] = field(default_factory=dict)  # stage 2: view → features
-    specific_decoder: dict[str, Any] = field(default_factory=dict)  # stage 2: s_v‖c → view
+    # stage 1: a view N×shape → features N×F; all views' features give q(c | views)
+    consistency_encoder: dict[str, Any] = field(default_factory=dict)
+    consistency_decoder: dict[str, Any] = field(default_factory=dict)  # stage 1: c → the view
+    # stage 2: a view N×shape → features N×F, which give q(s_v | x_v)
+    specific_encoder: dict[str, Any] = field(default_factory=dict)
+    specific_decoder: dict[str, Any] = field(default_factory=dict)  # stage 2: s_v‖c → the view
 
     def validate(self) -> None:
         for role in NETWORK_ROLES:
             for key, spec in network_specs(getattr(self, role), f"model.networks.{role}").items():
                 resolve_target(spec.get("_target_"), f"{key}._target_")
+
+
+#: The four networks of a view, by role (docs/networks.md).
+NETWORK_ROLES = tuple(f.name for f in dataclasses.fields(NetworksConfig))
 
 
 def network_specs(value: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:

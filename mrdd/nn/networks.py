@@ -2,7 +2,7 @@
 
 A model asks for each view's encoder and decoder by *role* (``consistency_encoder``,
 ``consistency_decoder``, ``specific_encoder``, ``specific_decoder``; the contract of each
-is :data:`mrdd.config.NETWORK_ROLES`, docs/networks.md). With no spec for the role and
+is in :class:`mrdd.config.NetworksConfig` and docs/networks.md). With no spec for the role and
 view in ``model.networks`` the backbone's network is built (:func:`make_encoder`,
 :func:`make_decoder`), exactly as before user networks existed. A user network is built
 as ``Class(shape=..., **kwargs)`` (an encoder) or ``Class(in_features=..., shape=...,
