@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -30,12 +31,17 @@ SHAPES = [(1, 8, 8), (1, 8, 8)]
 TINY_EVAL = {"figures": False, "clustering": ["kmeans"], "classifiers": [], "regressors": []}
 
 
+def page_block(section: str, language: str) -> str:
+    """The first ``language`` code block under the heading ``section`` of docs/networks.md."""
+    page = (ROOT / "docs" / "networks.md").read_text()
+    return page.split(f"## {section}")[1].split(f"```{language}\n")[1].split("```")[0]
+
+
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
     """The worked example of docs/networks.md, saved as the page says (``patch_mlp.py``)
     in a folder on the Python path, imported as a user's module would be."""
-    page = (ROOT / "docs" / "networks.md").read_text()
-    code = page.split("## A worked example")[1].split("```python\n")[1].split("```")[0]
+    code = page_block("A worked example", "python")
     folder = tmp_path_factory.mktemp("user_code")
     (folder / f"{EXAMPLE}.py").write_text(code)
     sys.path.insert(0, str(folder))
@@ -150,6 +156,17 @@ def test_python_api_takes_classes_per_stage_and_view(example):
     assert cfg.model.networks.consistency_encoder == {}
 
 
+def test_the_pages_python_example_builds_what_it_says(example):
+    namespace: dict = {}
+    exec(page_block("From Python", "python"), namespace)
+    assert [type(v.encoder).__name__ for v in namespace["model"].specific] == [
+        "PatchMLPEncoder"
+    ] * 2
+    networks = namespace["cfg"].model.networks
+    assert networks.specific_encoder == {"view_0": {"_target_": f"{EXAMPLE}.PatchMLPEncoder"}}
+    assert networks.consistency_decoder == {"_target_": f"{EXAMPLE}.PatchMLPDecoder", "patch": 4}
+
+
 def test_the_default_networks_are_the_backbone_built_as_before():
     """No ``model.networks``: the same modules, in the same order, as the backbone gives."""
     model = MRDD([(1, 8, 8), (6,), (1, 8, 8)], RunConfig.from_dict({"model": TINY_MODEL}).model)
@@ -253,6 +270,18 @@ def test_hydra_command_line_sets_a_role_and_a_view(example):
     assert cfg.model.networks.specific_decoder == {
         "view_1": {"_target_": f"{EXAMPLE}.PatchMLPDecoder"}
     }
+
+
+def test_the_pages_train_command_composes_the_example_for_every_role(example):
+    command = shlex.split(page_block("A worked example", "bash").replace("\\\n", " "))
+    cfg = compose_run(*(arg for arg in command if arg.startswith("++")))
+    for role in ("consistency_encoder", "specific_encoder"):
+        assert getattr(cfg.model.networks, role) == {
+            "_target_": f"{EXAMPLE}.PatchMLPEncoder",
+            "patch": 4,
+        }
+    model = mrdd.build_model(cfg, [(1, 32, 32), (1, 32, 32)])
+    assert {type(d).__name__ for d in model.consistency.decoders} == {"PatchMLPDecoder"}
 
 
 def test_the_train_script_refuses_a_bad_target_in_one_line(tmp_path, monkeypatch, capsys):
