@@ -4,6 +4,7 @@ with one line; the Hydra command line reaches ``model.networks``."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import shlex
@@ -45,7 +46,7 @@ def example(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user_code")
     (folder / f"{EXAMPLE}.py").write_text(code)
     sys.path.insert(0, str(folder))
-    yield __import__(EXAMPLE)
+    yield importlib.import_module(EXAMPLE)
     sys.path.remove(str(folder))
     sys.modules.pop(EXAMPLE, None)
 
