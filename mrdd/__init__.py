@@ -7,7 +7,7 @@ it with a CLUB mutual-information bound. See docs/method.md and the README.
 
 __version__ = "0.1.0"
 
-from mrdd.api import TrainedModel, build_model, evaluate, load  # noqa: E402
+from mrdd.api import TrainedModel, build_model, evaluate, load, with_networks  # noqa: E402
 from mrdd.config import ConfigError, RunConfig  # noqa: E402
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "build_model",
     "evaluate",
     "load",
+    "with_networks",
 ]

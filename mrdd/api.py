@@ -35,6 +35,7 @@ from mrdd.data.preprocess import Preprocessing, float32_values, prepare_splits
 from mrdd.data.registry import loader_options
 from mrdd.eval import evaluate_model, named_representations
 from mrdd.models import MRDD, Codes, ConsistencyModel
+from mrdd.nn.networks import networks_section
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 from mrdd.train.device import resolve_device
 from mrdd.train.provenance import environment_record
@@ -64,17 +65,41 @@ def _as_tensor(x: ArrayLike, what: str) -> Tensor:
 
 
 def build_model(
-    config: RunConfig | dict[str, Any], view_shapes: list[tuple[int, ...]], kind: str = "mrdd"
+    config: RunConfig | dict[str, Any],
+    view_shapes: list[tuple[int, ...]],
+    kind: str = "mrdd",
+    *,
+    encoders: Any = None,
+    decoders: Any = None,
 ) -> MRDD | ConsistencyModel:
-    """An untrained model of ``kind`` (``mrdd`` or ``consistency``) from a config."""
+    """An untrained model of ``kind`` (``mrdd`` or ``consistency``) from a config.
+
+    ``encoders`` / ``decoders``: your own networks in place of the config's
+    (:func:`with_networks`; docs/networks.md). Each is checked on a dummy batch here."""
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
+    if encoders is not None or decoders is not None:
+        config = with_networks(config, encoders, decoders)
     shapes = [tuple(s) for s in view_shapes]
     if kind == "consistency":
         return ConsistencyModel(shapes, config.model)
     if kind == "mrdd":
         return MRDD(shapes, config.model)
     raise ValueError(f"kind must be 'mrdd' or 'consistency', got {kind!r}.")
+
+
+def with_networks(config: RunConfig, encoders: Any = None, decoders: Any = None) -> RunConfig:
+    """``config`` with ``model.networks`` set from ``encoders`` / ``decoders``: per role, the
+    one given replaces the config's, one not given (``None``) keeps the config's.
+
+    Each is one network for both stages or ``{"consistency": ..., "specific": ...}``; a
+    network is a class, its import path or ``{"_target_": Class, **kwargs}``, or a list /
+    ``{view: ...}`` of those for one per view (:func:`mrdd.nn.networks.networks_section`).
+    Train the result with :func:`mrdd.train.run`; its checkpoints record the networks by
+    import path, so :func:`load` rebuilds them wherever the classes are importable."""
+    data = config.to_dict()
+    data["model"]["networks"].update(networks_section(encoders, decoders))
+    return RunConfig.from_dict(data)
 
 
 @dataclass

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import math
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -244,6 +246,95 @@ class BackboneConfig:
 
 
 @dataclass
+class NetworksConfig:
+    """Your own networks in place of the backbone's, per role (docs/networks.md). Each key
+    is ``{}`` (the backbone's network for every view), one spec for every view
+    (``{_target_: pkg.module.Class, <its keyword arguments>}``) or specs per view
+    (``{view_0: {_target_: ...}, view_2: {...}}``; the views not named keep the backbone's).
+    One spec serves views of different shapes: each view's network is built for its own
+    shape. The package resolves ``_target_`` with importlib, so the class must be
+    importable wherever the config is read (training, ``mrdd.load``). What each role
+    receives and returns (N samples, ``shape`` a view's per-sample shape):"""
+
+    # stage 1: a view N×shape → features N×F; all views' features give q(c | views)
+    consistency_encoder: dict[str, Any] = field(default_factory=dict)
+    consistency_decoder: dict[str, Any] = field(default_factory=dict)  # stage 1: c → the view
+    # stage 2: a view N×shape → features N×F, which give q(s_v | x_v)
+    specific_encoder: dict[str, Any] = field(default_factory=dict)
+    specific_decoder: dict[str, Any] = field(default_factory=dict)  # stage 2: s_v‖c → the view
+
+    def validate(self) -> None:
+        for role in NETWORK_ROLES:
+            for key, spec in network_specs(getattr(self, role), f"model.networks.{role}").items():
+                resolve_target(spec.get("_target_"), f"{key}._target_")
+
+
+#: The four networks of a view, by role (docs/networks.md).
+NETWORK_ROLES = tuple(f.name for f in dataclasses.fields(NetworksConfig))
+
+
+def network_specs(value: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """The specs of one role (``value``, found at config ``key``) by the key that names
+    each: ``{key: spec}`` for one spec of every view, ``{key.view_<v>: spec}`` per view."""
+    if not value:
+        return {}
+    if "_target_" in value:
+        return {key: dict(value)}
+    specs = {}
+    for name, spec in value.items():
+        if re.fullmatch(r"view_\d+", str(name)) is None or not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"{key} must be {{}}, one spec {{_target_: pkg.module.Class, ...}} for every "
+                f"view, or specs per view {{view_0: {{_target_: ...}}, ...}}; got {name!r}: "
+                f"{spec!r}."
+            )
+        specs[f"{key}.{name}"] = dict(spec)
+    return specs
+
+
+def resolve_target(target: Any, key: str) -> Any:
+    """The object that the import path ``target`` (``pkg.module.Class``, or
+    ``pkg.module.Outer.Inner``) names; one :class:`ConfigError` naming ``key`` otherwise."""
+    if not isinstance(target, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", target):
+        raise ConfigError(
+            f"{key} must be the import path of a network class, e.g. mypkg.nets.PatchEncoder; "
+            f"got {target!r}."
+        )
+    parts = target.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module = _import_module(".".join(parts[:split]), target, key)
+        if module is None:
+            continue  # no such module: a shorter prefix may be one (the rest attributes)
+        found = module
+        for attribute in parts[split:]:
+            if not hasattr(found, attribute):
+                raise ConfigError(
+                    f"{key}={target!r} cannot be imported: {module.__name__} has no "
+                    f"{'.'.join(parts[split:])}. Check the spelling."
+                )
+            found = getattr(found, attribute)
+        return found
+    raise ConfigError(
+        f"{key}={target!r} cannot be imported: no module {parts[0]} on the Python path. Put "
+        "the module that defines the class on the Python path wherever the config is read "
+        "(pip install it, or add its folder to PYTHONPATH)."
+    )
+
+
+def _import_module(name: str, target: str, key: str) -> types.ModuleType | None:
+    """Module ``name``, ``None`` when there is none; a module that fails to import (its own
+    error, a dependency it lacks) is one :class:`ConfigError`."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and (name == err.name or name.startswith(err.name + ".")):
+            return None
+        raise ConfigError(f"{key}={target!r}: importing {name} failed: {err}.") from None
+    except Exception as err:  # the user's module raised while it was imported
+        raise ConfigError(f"{key}={target!r}: importing {name} failed: {err!r}.") from None
+
+
+@dataclass
 class ModelConfig:
     """The MRDD objective and networks (docs/method.md, stages 1 and 2). Losses are per sample:
     squared error summed over a sample's pixels or features, KL summed over dimensions,
@@ -252,6 +343,8 @@ class ModelConfig:
     c_dim: int = 10  # size of the consistency code c
     v_dim: int = 10  # size of each view-specific code s_v
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    # your own encoders / decoders in place of the backbone's, per role and view (docs/networks.md)
+    networks: NetworksConfig = field(default_factory=NetworksConfig)
     alpha: float = 1.0  # stage 1: reconstruction weight
     beta_c: float = 0.1  # stage 1: KL weight of c
     beta_s: float = 0.1  # stage 2: KL weight of each s_v
@@ -263,6 +356,7 @@ class ModelConfig:
         _positive(self, "c_dim", "v_dim", "club_hidden", "alpha")
         _non_negative(self, "beta_c", "beta_s", "club_weight")
         self.backbone.validate()
+        self.networks.validate()
 
 
 @dataclass
@@ -798,6 +892,7 @@ def _subset(obj: Any, name: str, choices: tuple[str, ...]) -> None:
 _SECTIONS = {
     "BackboneConfig": "model.backbone.",
     "ModelConfig": "model.",
+    "NetworksConfig": "model.networks.",
     "TrainConfig": "train.",
     "EvalConfig": "eval.",
     "BenchmarkConfig": "benchmark.",

@@ -9,7 +9,9 @@ hold what the views share (docs/method.md, "Stage 1").
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +19,8 @@ from torch import Tensor, nn
 from mrdd.config import ModelConfig
 from mrdd.models.availability import view_weights, zero_absent_views
 from mrdd.models.gaussian import reparameterize
-from mrdd.nn import GaussianHead, make_decoder, make_encoder
+from mrdd.nn import GaussianHead
+from mrdd.nn.networks import build_decoder, build_encoder, check_network_views, network_spec
 
 
 @dataclass
@@ -28,28 +31,43 @@ class ConsistencyOutput:
     reconstructions: list[Tensor]
 
 
-def group_views_by_shape(view_shapes: list[tuple[int, ...]]) -> list[list[int]]:
-    """Indices of the views that share a shape, one group per distinct shape, in order."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for v, shape in enumerate(view_shapes):
-        groups.setdefault(tuple(shape), []).append(v)
+def group_views_by_shape(
+    view_shapes: list[tuple[int, ...]], specs: list[dict[str, Any] | None] | None = None
+) -> list[list[int]]:
+    """Indices of the views that share an encoder, one group per distinct shape, in order.
+    With ``specs`` (each view's user-network spec, ``None`` for the backbone's), views of
+    one shape share an encoder only when their specs are equal too."""
+    specs = specs or [None] * len(view_shapes)
+    groups: dict[tuple[tuple[int, ...], str], list[int]] = {}
+    for v, (shape, spec) in enumerate(zip(view_shapes, specs, strict=True)):
+        key = (tuple(shape), json.dumps(spec, sort_keys=True, default=str))
+        groups.setdefault(key, []).append(v)
     return list(groups.values())
 
 
 class ConsistencyModel(nn.Module):
-    """``q(c | views)`` plus one decoder per view."""
+    """``q(c | views)`` plus one decoder per view.
+
+    Each view's encoder and decoder is the backbone's or the user's own
+    (``model.networks.consistency_encoder`` / ``consistency_decoder``,
+    :mod:`mrdd.nn.networks`); an encoder returns ``N×F`` features of any size F, which
+    the linear head concatenates over the views.
+    """
 
     def __init__(self, view_shapes: list[tuple[int, ...]], cfg: ModelConfig) -> None:
         super().__init__()
         self.view_shapes = [tuple(s) for s in view_shapes]
-        self.groups = group_views_by_shape(self.view_shapes)
-        self.encoders = nn.ModuleList(
-            make_encoder(self.view_shapes[g[0]], cfg.backbone) for g in self.groups
-        )
-        in_features = sum(self.encoders[i].out_features * len(g) for i, g in enumerate(self.groups))
+        check_network_views(cfg.networks, len(self.view_shapes))
+        role = "consistency_encoder"
+        specs = [network_spec(cfg.networks, role, v) for v in range(len(self.view_shapes))]
+        self.groups = group_views_by_shape(self.view_shapes, specs)
+        built = [build_encoder(cfg, role, g[0], self.view_shapes[g[0]]) for g in self.groups]
+        self.encoders = nn.ModuleList(encoder for encoder, _ in built)
+        in_features = sum(size * len(g) for (_, size), g in zip(built, self.groups, strict=True))
         self.posterior = GaussianHead(in_features, cfg.c_dim)
         self.decoders = nn.ModuleList(
-            make_decoder(cfg.c_dim, shape, cfg.backbone) for shape in self.view_shapes
+            build_decoder(cfg, "consistency_decoder", v, cfg.c_dim, shape)
+            for v, shape in enumerate(self.view_shapes)
         )
 
     def encode(self, views: list[Tensor], available: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -39,7 +39,9 @@ class MRDD(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.consistency = ConsistencyModel(view_shapes, cfg)
-        self.specific = SpecificModels(SpecificVAE(shape, cfg) for shape in view_shapes)
+        self.specific = SpecificModels(
+            SpecificVAE(shape, cfg, v) for v, shape in enumerate(view_shapes)
+        )
         self.club = Estimators(CLUB(cfg.v_dim, cfg.c_dim, cfg.club_hidden) for _ in view_shapes)
         self.consistency.requires_grad_(False)
         self.consistency.eval()

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from mrdd.config import ModelConfig
 from mrdd.models.gaussian import reparameterize
-from mrdd.nn import GaussianHead, make_decoder, make_encoder
+from mrdd.nn import GaussianHead
+from mrdd.nn.networks import build_decoder, build_encoder
 
 
 @dataclass
@@ -27,11 +28,14 @@ class SpecificVAE(nn.Module):
     it; the CLUB penalty then removes what leaks anyway.
     """
 
-    def __init__(self, shape: tuple[int, ...], cfg: ModelConfig) -> None:
+    def __init__(self, shape: tuple[int, ...], cfg: ModelConfig, view: int = 0) -> None:
+        """The networks of ``view`` (per-sample ``shape``): the backbone's, or the user's own
+        for that view (``model.networks.specific_encoder`` / ``specific_decoder``)."""
         super().__init__()
-        self.encoder = make_encoder(tuple(shape), cfg.backbone)
-        self.posterior = GaussianHead(self.encoder.out_features, cfg.v_dim)
-        self.decoder = make_decoder(cfg.v_dim + cfg.c_dim, tuple(shape), cfg.backbone)
+        shape = tuple(shape)
+        self.encoder, features = build_encoder(cfg, "specific_encoder", view, shape)
+        self.posterior = GaussianHead(features, cfg.v_dim)
+        self.decoder = build_decoder(cfg, "specific_decoder", view, cfg.v_dim + cfg.c_dim, shape)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.posterior(self.encoder(x))

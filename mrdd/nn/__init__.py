@@ -1,4 +1,6 @@
-"""Building blocks: per-view conv ResNet / MLP encoders and decoders."""
+"""Building blocks: per-view conv ResNet / MLP encoders and decoders (the backbone), and
+:mod:`mrdd.nn.networks`, which builds each view's networks from the backbone or from the
+user's own classes (``model.networks``, docs/networks.md)."""
 
 from mrdd.nn.blocks import (
     ConvDecoder,

@@ -140,8 +140,20 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
 #: key prefixes of the flattened config). Resume states compare every setting instead:
 #: they may only continue the run that wrote them.
 _MODEL_SETTINGS = {
-    "consistency": ("dataset.name", "model.c_dim", "model.backbone."),
-    "mrdd": ("dataset.name", "model.c_dim", "model.v_dim", "model.club_hidden", "model.backbone."),
+    "consistency": (
+        "dataset.name",
+        "model.c_dim",
+        "model.backbone.",
+        "model.networks.consistency_",
+    ),
+    "mrdd": (
+        "dataset.name",
+        "model.c_dim",
+        "model.v_dim",
+        "model.club_hidden",
+        "model.backbone.",
+        "model.networks.",
+    ),
 }
 
 _ADVICE = {
