@@ -212,7 +212,6 @@ def test_the_script_reuses_a_directory_whose_run_failed_on_bad_data(tmp_path):
 # --- a sweep with a bad job ------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_a_sweep_runs_its_good_jobs_and_ends_naming_the_bad_one(tmp_path):
     npz = tmp_path / "data.npz"
     write_image_npz(npz)
