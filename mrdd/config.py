@@ -474,8 +474,8 @@ class EvalConfig:
     # fitted on the train split's standardised codes, then the same KMeans on the evaluated
     # split's embedded codes; [] clusters nothing
     clustering: list[str] = field(default_factory=lambda: ["kmeans", "umap"])
-    # the umap method's settings: issue 24's starting values; n_neighbors checked on val
-    # (docs/evaluation.md), n_components and min_dist unmeasured
+    # the umap method's settings: issue 24's starting values, kept after a one-change-at-a-
+    # time grid on val of six datasets (docs/evaluation.md, "Choosing the settings")
     umap_components: int = 10  # dimension of the embedding KMeans clusters (>= 2: the figure)
     umap_neighbors: int = 15  # neighbours of UMAP's graph (capped below the train size)
     umap_min_dist: float = 0.0  # UMAP's min_dist: 0 packs each cluster tightly, in [0, 1]
