@@ -15,6 +15,7 @@ docs/evaluation.md measures as far below the KMeans seeds' one.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 
@@ -69,6 +70,7 @@ def manifold_codes(
 def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no type hints)
     """The UMAP of ``ev``'s settings; ``n_neighbors`` capped below the train split's size,
     which UMAP would otherwise do itself with a warning per fit."""
+    _numba_off_torchs_openmp()
     import umap  # on first use: importing umap-learn loads numba (seconds)
 
     neighbors = min(ev.umap_neighbors, n_train - 1)
@@ -80,3 +82,27 @@ def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no
         min_dist=ev.umap_min_dist,
         random_state=seed,
     )
+
+
+#: numba's threading layer for UMAP's parallel kernels, unless ``NUMBA_THREADING_LAYER``
+#: names one: its own thread pool, not OpenMP.
+NUMBA_LAYER = "workqueue"
+
+
+def _numba_off_torchs_openmp() -> None:
+    """Keep UMAP's numba kernels off the OpenMP runtime torch computes with.
+
+    With numba's default ``omp`` layer, the first parallel UMAP kernel sets the shared
+    OpenMP runtime's thread count (``torch.get_num_threads()`` went from 1 to 2 with
+    ``OMP_NUM_THREADS=1``) and leaves its pool beside torch's: every training step after a
+    UMAP fit in the same process ran 17× slower (508 → 8,496 ms per default stage-1 step
+    of 64 samples, 2 CPU cores), which made each job of a sweep after its first, and every
+    test after the first UMAP, crawl. numba's own ``workqueue`` pool leaves torch alone
+    (461 → 555 ms on the loaded machine). Must run before numba first launches threads;
+    a user's ``NUMBA_THREADING_LAYER`` is respected.
+    """
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return
+    import numba
+
+    numba.config.THREADING_LAYER = NUMBA_LAYER
