@@ -156,3 +156,18 @@ def test_metrics_md_has_one_section_per_method_naming_split_and_seeds():
     assert kmeans + seeds in text and umap + seeds in text
     assert text.index(kmeans) < text.index(umap)
     assert "| C | 60.00 ± 0.00 |" in text and "| C | 90.00 ± 0.00 |" in text
+
+
+def test_a_umap_fit_leaves_torchs_threads_alone():
+    """numba's OpenMP layer would reset the OpenMP runtime torch shares (and slow every
+    later training step 17×); the umap method runs numba on its own thread pool."""
+    import os
+
+    import numba
+
+    threads = torch.get_num_threads()
+    x = torch.rand(60, 4, generator=torch.Generator().manual_seed(0))
+    manifold_codes({"train": {"x": x}}, ["train"], ["x"], EvalConfig(umap_components=2), 0)
+    assert torch.get_num_threads() == threads
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        assert numba.threading_layer() == "workqueue"
