@@ -23,12 +23,10 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from mrdd.errors import ConfigError
+
 #: numpy and scikit-learn take seeds (``random_state``) in ``[0, 2**32 - 1]``.
 MAX_SEED = 2**32 - 1
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing, or out of range."""
 
 
 @dataclass
@@ -359,6 +357,18 @@ class TrainConfig:
 #: The splits a dataset can have (``val`` only with ``dataset.val_fraction`` > 0).
 SPLITS = ("train", "val", "test")
 
+#: The probe classifiers of the evaluation (``eval.classifiers``), implemented by
+#: :func:`mrdd.eval.metrics.evaluate_classification`. The names live here, not in the
+#: evaluation, so that the config checks them without importing it (a lower layer).
+CLASSIFIERS = ("svm", "linear")
+
+#: The redundancy regressors (``eval.regressors``), :func:`mrdd.eval.metrics.redundancy_r2`.
+REGRESSORS = ("ridge", "mlp")
+
+#: Clustering protocols of the evaluation (``eval.clustering``): KMeans on the codes (the
+#: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
+CLUSTERING_METHODS = ("kmeans", "umap")
+
 
 @dataclass
 class EvalConfig:
@@ -391,9 +401,6 @@ class EvalConfig:
     progress_samples: int = 1000  # fixed val subsample clustered every train.eval_every epochs
 
     def validate(self) -> None:
-        # Imported here: mrdd.eval imports the models, which import this module.
-        from mrdd.eval.metrics import CLASSIFIERS, CLUSTERING_METHODS, REGRESSORS
-
         _choice(self, "split", SPLITS)
         _subset(self, "also_cluster", SPLITS)
         _positive(self, "n_seeds", "batch_size", "num_figure_samples", "progress_samples")

@@ -17,13 +17,10 @@ import torch
 from torch import Tensor
 
 from mrdd.data.identity import split_identity
+from mrdd.errors import DataError
 
 if TYPE_CHECKING:
     from mrdd.data.preprocess import Preprocessing
-
-
-class DataError(ValueError):
-    """Raised when a dataset is missing, malformed, or inconsistent."""
 
 
 @dataclass
@@ -200,7 +197,7 @@ class DatasetSplits:
         split_identity`): split settings, per split its size and content hash.
         Computed once; splits are not modified after loading (moving them to another
         device keeps their content)."""
-        return split_identity(self)
+        return split_identity(self.split_settings, {name: self.split(name) for name in self.names})
 
     @property
     def names(self) -> list[str]:

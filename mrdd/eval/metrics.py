@@ -36,18 +36,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+# The method names are the config's, which checks eval.classifiers / eval.regressors.
+from mrdd.config import CLASSIFIERS, REGRESSORS
+
 #: Anything the scores accept: numpy arrays, array-likes, or torch tensors.
 ArrayOrTensor = npt.ArrayLike | torch.Tensor
-
-#: Classifier names understood by :func:`evaluate_classification`.
-CLASSIFIERS = ("svm", "linear")
-
-#: Clustering protocols of the evaluation (``eval.clustering``): KMeans on the codes (the
-#: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
-CLUSTERING_METHODS = ("kmeans", "umap")
-
-#: Regressor names understood by :func:`redundancy_r2`.
-REGRESSORS = ("ridge", "mlp")
 
 #: Share of each class kept in one classification run; the runs differ by which
 #: training samples are left out (see :func:`evaluate_classification`).
