@@ -29,6 +29,36 @@ from mrdd.errors import ConfigError
 MAX_SEED = 2**32 - 1
 
 
+def check_missing_rate(rate: float) -> None:
+    """The one range rule of a missing-view rate (``dataset.missing_rate``, and the rates
+    :func:`mrdd.data.missing.random_availability` draws masks at): ``[0, 1)``. At 1 no
+    sample keeps all its views, so with two views no sample shows how they relate."""
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(
+            f"dataset.missing_rate must be in [0, 1) (the fraction of samples that lose a "
+            f"random proper subset of their views; at 1 none keeps all its views), got {rate}."
+        )
+
+
+def check_mask_ratio(ratio: float) -> None:
+    """The one range rule of ``train.mask_ratio`` (:func:`mrdd.models.masking.mask_view`
+    checks it too): at 1 every patch would be zeroed and nothing seen."""
+    if not 0.0 <= ratio < 1.0:
+        raise ConfigError(
+            f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), got {ratio}."
+        )
+
+
+def check_view_dropout(rate: float) -> None:
+    """The one range rule of ``train.view_dropout``
+    (:func:`mrdd.models.masking.drop_views_per_sample` checks it too)."""
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(
+            f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
+            f"subset of their views), got {rate}."
+        )
+
+
 @dataclass
 class DatasetConfig:
     """The keys every dataset takes (handled by :func:`mrdd.data.load_dataset`, whatever
@@ -50,9 +80,9 @@ class DatasetConfig:
 
     def validate(self) -> None:
         _non_negative(self, "best_view")
-        for key in ("val_fraction", "missing_rate"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"dataset.{key} must be in [0, 1), got {getattr(self, key)}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}.")
+        check_missing_rate(self.missing_rate)
         _seeds(self, "missing_seed", "val_seed")
 
 
@@ -204,6 +234,18 @@ def typed_dataset(options: Mapping[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(typed)
 
 
+#: Groups of ``model.backbone.norm=group``: a level of ``w`` channels is normalised in
+#: ``min(GROUP_NORM_GROUPS, w)`` groups (:func:`group_norm_groups`), so ``w`` must be a
+#: multiple of it or at most it.
+GROUP_NORM_GROUPS = 8
+
+
+def group_norm_groups(channels: int) -> int:
+    """The number of GroupNorm groups of a level of ``channels`` channels: the one rule the
+    networks build with (:mod:`mrdd.nn.blocks`) and :meth:`BackboneConfig.validate` checks."""
+    return min(GROUP_NORM_GROUPS, channels)
+
+
 @dataclass
 class BackboneConfig:
     """Per-view encoder/decoder networks: a conv ResNet for image views (one level per
@@ -228,10 +270,11 @@ class BackboneConfig:
                 )
         _choice(self, "norm", ("batch", "group", "none"))
         widths = [self.base_width * m for m in self.channel_mults]
-        if self.norm == "group" and any(w > 8 and w % 8 for w in widths):
+        if self.norm == "group" and any(w % group_norm_groups(w) for w in widths):
             raise ConfigError(
-                f"model.backbone.norm=group splits channels into 8 groups, but the level widths "
-                f"base_width × channel_mults = {widths} are not all multiples of 8 (or ≤ 8). "
+                f"model.backbone.norm=group splits channels into {GROUP_NORM_GROUPS} groups, "
+                f"but the level widths base_width × channel_mults = {widths} are not all "
+                f"multiples of {GROUP_NORM_GROUPS} (or ≤ {GROUP_NORM_GROUPS}). "
                 "Change model.backbone.base_width or use norm=batch."
             )
 
@@ -321,16 +364,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"train.{name} must be positive or null, got {value}.")
-        if not 0.0 <= self.view_dropout <= 1.0:
-            raise ConfigError(
-                f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
-                f"subset of their views), got {self.view_dropout}."
-            )
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ConfigError(
-                f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), "
-                f"got {self.mask_ratio}."
-            )
+        check_view_dropout(self.view_dropout)
+        check_mask_ratio(self.mask_ratio)
         _choice(self, "scheduler", ("cosine", "constant"))
         _choice(self, "precision", ("auto", "fp32", "bf16"))
         _choice(self, "plateau_metric", ("acc", "nmi", "ari"))

@@ -40,7 +40,7 @@ def _scramble_absent(views, available):
     return out
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.99])
 def test_random_availability_keeps_a_view_per_sample_and_is_seeded(rate):
     mask = random_availability(200, 3, rate, seed=5)
     assert mask.any(dim=1).all()

@@ -38,6 +38,7 @@ from sklearn.svm import SVC
 
 # The method names are the config's, which checks eval.classifiers / eval.regressors.
 from mrdd.config import CLASSIFIERS, REGRESSORS
+from mrdd.data.base import stratified_holdout
 
 #: Anything the scores accept: numpy arrays, array-likes, or torch tensors.
 ArrayOrTensor = npt.ArrayLike | torch.Tensor
@@ -45,6 +46,9 @@ ArrayOrTensor = npt.ArrayLike | torch.Tensor
 #: Share of each class kept in one classification run; the runs differ by which
 #: training samples are left out (see :func:`evaluate_classification`).
 CLASSIFICATION_SUBSAMPLE = 0.9
+
+#: Held-out share of the samples in each redundancy regression run (:func:`redundancy_r2`).
+REDUNDANCY_TEST_FRACTION = 0.25
 
 #: Ridge penalties searched by efficient leave-one-out CV: a fixed penalty would
 #: over- or under-regularise depending on the representation's dimension.
@@ -217,22 +221,6 @@ def evaluate_clustering(
     return result
 
 
-def _stratified_subsample(
-    labels: np.ndarray, fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Sorted indices of ``round(fraction * count)`` samples (at least one) per class.
-
-    Stratified so that no run loses a rare class; written out rather than using
-    ``train_test_split`` because that refuses classes with a single sample.
-    """
-    keep = []
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        k = max(1, round(fraction * len(idx)))
-        keep.append(rng.permutation(idx)[:k])
-    return np.sort(np.concatenate(keep))
-
-
 def _classifier(name: str) -> Any:
     """A fresh, unfitted classifier that standardises features on its training data."""
     model = SVC(kernel="rbf") if name == "svm" else LogisticRegression(max_iter=1000)
@@ -258,8 +246,9 @@ def evaluate_classification(
     Both classifiers are deterministic given their data, so repeating them with
     different random states would give R identical numbers. Instead, run ``r``
     fits on a stratified random 90% subsample of the training set drawn with
-    seed ``seed + r`` and is scored on the full test set; the spread over runs
-    is therefore the sensitivity to the training sample.
+    seed ``seed + r`` (:func:`mrdd.data.base.stratified_holdout` holds out the other
+    10%, at least one sample, never a class's last) and is scored on the full test
+    set; the spread over runs is therefore the sensitivity to the training sample.
 
     Returns, per classifier name, ``{"accuracy", "precision_macro", "f1_macro"}``
     each as ``{"mean", "std", "runs"}``, plus ``"n_runs"``.
@@ -288,7 +277,8 @@ def evaluate_classification(
         name: {"accuracy": [], "precision_macro": [], "f1_macro": []} for name in classifiers
     }
     for r in range(n_seeds):
-        idx = _stratified_subsample(ytr, CLASSIFICATION_SUBSAMPLE, np.random.default_rng(seed + r))
+        idx, _ = stratified_holdout(torch.as_tensor(ytr), 1 - CLASSIFICATION_SUBSAMPLE, seed + r)
+        idx = idx.numpy()
         for name in classifiers:
             pred = _classifier(name).fit(xtr[idx], ytr[idx]).predict(xte)
             scores[name]["accuracy"].append(accuracy_score(yte, pred))
@@ -309,7 +299,7 @@ def redundancy_r2(
     source: ArrayOrTensor,
     target: ArrayOrTensor,
     seed: int = 0,
-    test_fraction: float = 0.25,
+    test_fraction: float = REDUNDANCY_TEST_FRACTION,
     regressor: str = "ridge",
 ) -> float:
     """Held-out R² of predicting ``target`` (N×d) from ``source`` (N×k).
