@@ -221,6 +221,22 @@ def evaluate_clustering(
     return result
 
 
+def _check_classifiers(classifiers: Sequence[str]) -> None:
+    unknown = [name for name in classifiers if name not in CLASSIFIERS]
+    if unknown or not classifiers:
+        raise ValueError(
+            f"classifiers must be a non-empty selection of {CLASSIFIERS}, got {tuple(classifiers)}."
+        )
+
+
+def _probe_subsample(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted indices of one probe run's training samples: a stratified
+    :data:`CLASSIFICATION_SUBSAMPLE` of them, the rest held out by the one stratified
+    sampler (:func:`mrdd.data.base.stratified_holdout`), so every class keeps a sample."""
+    kept, _ = stratified_holdout(torch.as_tensor(labels), 1 - CLASSIFICATION_SUBSAMPLE, seed)
+    return kept.numpy()
+
+
 def _classifier(name: str) -> Any:
     """A fresh, unfitted classifier that standardises features on its training data."""
     model = SVC(kernel="rbf") if name == "svm" else LogisticRegression(max_iter=1000)
@@ -266,19 +282,14 @@ def evaluate_classification(
         )
     if len(np.unique(ytr)) < 2:
         raise ValueError("train_y holds a single class; a classifier needs at least two.")
-    unknown = [name for name in classifiers if name not in CLASSIFIERS]
-    if unknown or not classifiers:
-        raise ValueError(
-            f"classifiers must be a non-empty selection of {CLASSIFIERS}, got {tuple(classifiers)}."
-        )
+    _check_classifiers(classifiers)
     _n_seeds(n_seeds)
 
     scores: dict[str, dict[str, list[float]]] = {
         name: {"accuracy": [], "precision_macro": [], "f1_macro": []} for name in classifiers
     }
     for r in range(n_seeds):
-        idx, _ = stratified_holdout(torch.as_tensor(ytr), 1 - CLASSIFICATION_SUBSAMPLE, seed + r)
-        idx = idx.numpy()
+        idx = _probe_subsample(ytr, seed + r)
         for name in classifiers:
             pred = _classifier(name).fit(xtr[idx], ytr[idx]).predict(xte)
             scores[name]["accuracy"].append(accuracy_score(yte, pred))
