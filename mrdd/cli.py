@@ -1,6 +1,7 @@
 """How the scripts report a user error: the one place that catches :class:`MRDDError`.
 
-Every script under ``scripts/`` runs its work inside :func:`reporting_user_errors`, so a
+Every script that reads settings, data or checkpoints (train, evaluate, encode, benchmark,
+missing_views, make_suite) runs its work inside :func:`reporting_user_errors`, so a
 setting, data file or checkpoint the user must fix is printed the same way everywhere,
 as one ``error: ...`` line on stderr, and the script exits with
 :data:`USER_ERROR_STATUS`. Anything that is not an :class:`MRDDError` propagates
