@@ -31,15 +31,16 @@ from torch import Tensor
 from mrdd.config import RunConfig, flatten_keys, typed_dataset
 from mrdd.data import DataError, DatasetSplits, load_dataset
 from mrdd.data.base import zero_absent
-from mrdd.data.preprocess import Preprocessing, float32_values, prepare_splits
+from mrdd.data.common import prepare_splits
+from mrdd.data.preprocess import Preprocessing, float32_values
 from mrdd.data.registry import loader_options
-from mrdd.eval import evaluate_model, named_representations
-from mrdd.models import MRDD, Codes, ConsistencyModel
+from mrdd.errors import MRDDError
+from mrdd.eval import evaluate_model, named_representations, save_metrics
+from mrdd.models import MRDD, Codes, ConsistencyModel, impute_views
 from mrdd.nn.networks import networks_section
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, load_state
 from mrdd.train.device import resolve_device
 from mrdd.train.provenance import environment_record
-from mrdd.train.run import save_metrics
 
 log = logging.getLogger("mrdd")
 
@@ -47,7 +48,7 @@ log = logging.getLogger("mrdd")
 ArrayLike = Tensor | np.ndarray
 
 
-class ViewsError(ValueError):
+class ViewsError(MRDDError, ValueError):
     """Views (or an availability mask) that do not fit the trained model."""
 
 
@@ -256,15 +257,8 @@ class TrainedModel:
         if source not in ("auto", "specific", "consistency"):
             raise ViewsError(f"source must be 'auto', 'specific' or 'consistency', got {source!r}.")
         views, available = self._inputs(views, available, prepared)
-        if isinstance(self.model, MRDD):
-            chosen = self.best_imputer if source == "auto" else source
-            filled = self.model.impute(views, available, chosen)
-        else:
-            mu, _ = self.model.encode(views, available)
-            filled = [
-                torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
-                for v, (x, p) in enumerate(zip(views, self.model.decode(mu), strict=True))
-            ]
+        chosen = self.best_imputer if source == "auto" else source
+        filled = impute_views(self.model, views, available, chosen)
         if prepared:
             return filled
         return [rule.restore(x) for x, rule in zip(filled, self.preprocessing.views, strict=True)]

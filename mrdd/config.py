@@ -25,12 +25,40 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from mrdd.errors import ConfigError
+
 #: numpy and scikit-learn take seeds (``random_state``) in ``[0, 2**32 - 1]``.
 MAX_SEED = 2**32 - 1
 
 
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing, or out of range."""
+def check_missing_rate(rate: float) -> None:
+    """The one range rule of a missing-view rate (``dataset.missing_rate``, and the rates
+    :func:`mrdd.data.missing.random_availability` draws masks at): ``[0, 1)``. At 1 no
+    sample keeps all its views, so with two views no sample shows how they relate."""
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(
+            f"dataset.missing_rate must be in [0, 1) (the fraction of samples that lose a "
+            f"random proper subset of their views; at 1 none keeps all its views), got {rate}."
+        )
+
+
+def check_mask_ratio(ratio: float) -> None:
+    """The one range rule of ``train.mask_ratio`` (:func:`mrdd.models.masking.mask_view`
+    checks it too): at 1 every patch would be zeroed and nothing seen."""
+    if not 0.0 <= ratio < 1.0:
+        raise ConfigError(
+            f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), got {ratio}."
+        )
+
+
+def check_view_dropout(rate: float) -> None:
+    """The one range rule of ``train.view_dropout``
+    (:func:`mrdd.models.masking.drop_views_per_sample` checks it too)."""
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(
+            f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
+            f"subset of their views), got {rate}."
+        )
 
 
 @dataclass
@@ -54,9 +82,9 @@ class DatasetConfig:
 
     def validate(self) -> None:
         _non_negative(self, "best_view")
-        for key in ("val_fraction", "missing_rate"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"dataset.{key} must be in [0, 1), got {getattr(self, key)}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}.")
+        check_missing_rate(self.missing_rate)
         _seeds(self, "missing_seed", "val_seed")
 
 
@@ -208,6 +236,18 @@ def typed_dataset(options: Mapping[str, Any]) -> dict[str, Any]:
     return dataclasses.asdict(typed)
 
 
+#: Groups of ``model.backbone.norm=group``: a level of ``w`` channels is normalised in
+#: ``min(GROUP_NORM_GROUPS, w)`` groups (:func:`group_norm_groups`), so ``w`` must be a
+#: multiple of it or at most it.
+GROUP_NORM_GROUPS = 8
+
+
+def group_norm_groups(channels: int) -> int:
+    """The number of GroupNorm groups of a level of ``channels`` channels: the one rule the
+    networks build with (:mod:`mrdd.nn.blocks`) and :meth:`BackboneConfig.validate` checks."""
+    return min(GROUP_NORM_GROUPS, channels)
+
+
 @dataclass
 class BackboneConfig:
     """Per-view encoder/decoder networks: a conv ResNet for image views (one level per
@@ -232,10 +272,11 @@ class BackboneConfig:
                 )
         _choice(self, "norm", ("batch", "group", "none"))
         widths = [self.base_width * m for m in self.channel_mults]
-        if self.norm == "group" and any(w > 8 and w % 8 for w in widths):
+        if self.norm == "group" and any(w % group_norm_groups(w) for w in widths):
             raise ConfigError(
-                f"model.backbone.norm=group splits channels into 8 groups, but the level widths "
-                f"base_width × channel_mults = {widths} are not all multiples of 8 (or ≤ 8). "
+                f"model.backbone.norm=group splits channels into {GROUP_NORM_GROUPS} groups, "
+                f"but the level widths base_width × channel_mults = {widths} are not all "
+                f"multiples of {GROUP_NORM_GROUPS} (or ≤ {GROUP_NORM_GROUPS}). "
                 "Change model.backbone.base_width or use norm=batch."
             )
 
@@ -417,16 +458,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"train.{name} must be positive or null, got {value}.")
-        if not 0.0 <= self.view_dropout <= 1.0:
-            raise ConfigError(
-                f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
-                f"subset of their views), got {self.view_dropout}."
-            )
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ConfigError(
-                f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), "
-                f"got {self.mask_ratio}."
-            )
+        check_view_dropout(self.view_dropout)
+        check_mask_ratio(self.mask_ratio)
         _choice(self, "scheduler", ("cosine", "constant"))
         _choice(self, "precision", ("auto", "fp32", "bf16"))
         _choice(self, "plateau_metric", ("acc", "nmi", "ari"))
@@ -452,6 +485,18 @@ class TrainConfig:
 
 #: The splits a dataset can have (``val`` only with ``dataset.val_fraction`` > 0).
 SPLITS = ("train", "val", "test")
+
+#: The probe classifiers of the evaluation (``eval.classifiers``), implemented by
+#: :func:`mrdd.eval.metrics.evaluate_classification`. The names live here, not in the
+#: evaluation, so that the config checks them without importing it (a lower layer).
+CLASSIFIERS = ("svm", "linear")
+
+#: The redundancy regressors (``eval.regressors``), :func:`mrdd.eval.metrics.redundancy_r2`.
+REGRESSORS = ("ridge", "mlp")
+
+#: Clustering protocols of the evaluation (``eval.clustering``): KMeans on the codes (the
+#: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
+CLUSTERING_METHODS = ("kmeans", "umap")
 
 
 @dataclass
@@ -485,9 +530,6 @@ class EvalConfig:
     progress_samples: int = 1000  # fixed val subsample clustered every train.eval_every epochs
 
     def validate(self) -> None:
-        # Imported here: mrdd.eval imports the models, which import this module.
-        from mrdd.eval.metrics import CLASSIFIERS, CLUSTERING_METHODS, REGRESSORS
-
         _choice(self, "split", SPLITS)
         _subset(self, "also_cluster", SPLITS)
         _positive(self, "n_seeds", "batch_size", "num_figure_samples", "progress_samples")

@@ -21,22 +21,19 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mrdd.bench import benchmark, format_report
-from mrdd.config import BenchmarkConfig, ConfigError, RunConfig
-from mrdd.data import DataError
-
-USER_ERRORS = (ConfigError, DataError)
+from mrdd.cli import reporting_user_errors
+from mrdd.config import BenchmarkConfig, RunConfig
 
 
 @hydra.main(config_path="../configs", config_name="benchmark", version_base="1.3")
 def benchmark_run(cfg: DictConfig) -> None:
-    try:
+    with reporting_user_errors() as refusal:
         options = OmegaConf.to_container(cfg, resolve=True)
         bench = BenchmarkConfig.from_dict(options.pop("benchmark"))
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         result = benchmark(RunConfig.from_dict(options), bench, out_dir)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    if refusal:
+        sys.exit(refusal.status)
     path = Path(bench.json or out_dir / "benchmark.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))

@@ -32,10 +32,9 @@ import torch
 from omegaconf import OmegaConf
 
 import mrdd
-from mrdd.config import ConfigError
-from mrdd.data import DataError
+from mrdd.cli import reporting_user_errors
+from mrdd.errors import MRDDError
 from mrdd.export import encode_dataset
-from mrdd.train import CheckpointError
 from mrdd.train.device import resolve_device
 from mrdd.train.rundir import describe_write_failure, os_error_behind
 
@@ -47,8 +46,8 @@ USAGE = (
 SETTINGS = {"run_dir", "out", "dataset", "batch_size", "device", "overwrite"}
 
 
-class UsageError(ValueError):
-    """The command line is malformed."""
+class UsageError(MRDDError, ValueError):
+    """The command line is malformed (a user error: one ``error:`` line, exit 2)."""
 
 
 def parse_arguments(argv: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -131,7 +130,7 @@ def dataset_config(trained_on: dict[str, Any], name: str | None, options: dict) 
 
 
 def main(argv: list[str]) -> int:
-    try:
+    with reporting_user_errors() as refusal:
         settings, options = parse_arguments(argv)
         out = Path(settings["out"])
         check_output(out, settings["overwrite"] == "true")
@@ -139,9 +138,8 @@ def main(argv: list[str]) -> int:
         config = dataset_config(trained.config.dataset, settings.get("dataset"), options)
         data = trained.load_data(config)
         codes = encode_dataset(trained, data, int(settings["batch_size"]), progress=True)
-    except (UsageError, ConfigError, DataError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if refusal:
+        return refusal.status
     try:
         write_codes(out, codes)
     except (OSError, RuntimeError) as err:

@@ -22,12 +22,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import mrdd
+from mrdd.cli import reporting_user_errors
 from mrdd.config import ConfigError
-from mrdd.data import DataError
 from mrdd.eval import metrics_markdown
-from mrdd.train import CheckpointError
-
-USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
 def check_paths(run_dir: Path, out_dir: Path | None) -> None:
@@ -60,12 +57,11 @@ def main(argv: list[str]) -> int:
         print(f"error: other_data= must be true or false, got {other_data!r}.", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
+    with reporting_user_errors() as refusal:
         check_paths(Path(str(run_dir)), None if out_dir is None else Path(str(out_dir)))
         metrics = mrdd.evaluate(run_dir, args, out_dir, other_data=other_data)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if refusal:
+        return refusal.status
     print(metrics_markdown(metrics))
     return 0
 

@@ -20,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from mrdd.data import DataError, load_dataset
+from mrdd.cli import reporting_user_errors
+from mrdd.data import load_dataset
 from mrdd.data.suite import SUITE, build, describe, write
 from mrdd.eval.floors import floor_summary_markdown, floors_markdown, raw_floors
 
@@ -43,7 +44,7 @@ def read_report(path: str) -> dict:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     report = read_report(args.floors) if args.floors else {}
-    try:
+    with reporting_user_errors() as refusal:
         for name in args.only or list(SUITE):
             data = build(name)
             path = write(data, args.out)
@@ -55,9 +56,8 @@ def main(argv: list[str]) -> int:
                 report = {n: report[n] for n in SUITE if n in report}  # in the suite's order
                 Path(args.floors).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.floors).write_text(json.dumps(report, indent=1) + "\n")
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if refusal:
+        return refusal.status
     if args.floors:
         print(floor_summary_markdown(report))
         print(floors_markdown(report))

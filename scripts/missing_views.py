@@ -17,15 +17,15 @@ import sys
 from typing import Any
 
 import mrdd
-from mrdd.config import SPLITS, ConfigError
-from mrdd.data import DataError, load_dataset
+from mrdd.cli import reporting_user_errors
+from mrdd.config import SPLITS
+from mrdd.data import load_dataset
 from mrdd.eval.missing import (
     DEFAULT_RATES,
     across_runs,
     evaluate_missing_views,
     write_missing_views,
 )
-from mrdd.train import CheckpointError
 
 
 def evaluate_run(run_dir: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -33,7 +33,7 @@ def evaluate_run(run_dir: str, args: argparse.Namespace) -> list[dict[str, Any]]
     trained = mrdd.load(run_dir, device=args.device)
     splits = load_dataset({**trained.config.dataset, "missing_rate": 0.0})
     return evaluate_missing_views(
-        trained, splits, args.rates, args.n_seeds, args.seed, split=args.split
+        trained.model, splits, args.rates, args.n_seeds, args.seed, split=args.split
     )
 
 
@@ -50,12 +50,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
+    with reporting_user_errors() as refusal:
         per_run = [evaluate_run(run_dir, args) for run_dir in args.run_dirs]
         rows = per_run[0] if len(per_run) == 1 else across_runs(per_run)
-    except (ConfigError, DataError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if refusal:
+        return refusal.status
     out = args.out or f"{args.run_dirs[0]}/missing_views"
     print(write_missing_views(rows, out))
     print(f"written: {out}.md, {out}.csv, {out}.png", file=sys.stderr)

@@ -30,10 +30,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mrdd.config import ConfigError, RunConfig
-from mrdd.data import DataError
+from mrdd.cli import reporting_user_errors
+from mrdd.config import RunConfig
 from mrdd.eval.tables import find_score
-from mrdd.train import CheckpointError, NonFiniteLossError, resume, run
+from mrdd.train import NonFiniteLossError, resume, run
 from mrdd.train.run import LOG_FORMAT
 from mrdd.train.rundir import (
     describe_write_failure,
@@ -42,17 +42,15 @@ from mrdd.train.rundir import (
     require_writable,
 )
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError)
-
 
 def _guarded(job: Callable[[], object], run_dir: str | Path | None = None) -> object:
     """Run ``job``; print a user error, a numerical fault, a failing disk or an interruption
     as one line and exit non-zero (2: fix the settings or data; 1: the run stopped; 130:
     interrupted). The run directory's ``run_info.json`` and ``train.log`` say the same."""
     try:
-        return job()
-    except USER_ERRORS as err:
-        _exit(2, f"error: {err}")
+        with reporting_user_errors() as refusal:
+            return job()
+        sys.exit(refusal.status)
     except NonFiniteLossError as err:
         _exit(1, f"error: {err}")
     except (OSError, RuntimeError) as err:  # torch.save on a full disk: RuntimeError
@@ -94,12 +92,12 @@ def _check_run_dir(args: list[str]) -> None:
         return
     given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
     out_dir = Path(given[-1] if given else "outputs")
-    try:
+    with reporting_user_errors() as refusal:
         require_writable(out_dir)
         if given:
             require_new_run_dir(out_dir)
-    except ConfigError as err:
-        _exit(2, f"error: {err}")
+    if refusal:
+        sys.exit(refusal.status)
 
 
 #: The sweep jobs refused for a user error, one line each (summarised by :func:`main`).
@@ -137,15 +135,13 @@ def _recording_refusal(job: Callable[[], float | None]) -> Callable[[], float | 
     returns ``None`` instead of ending the sweep."""
 
     def recorded() -> float | None:
-        try:
+        hydra = HydraConfig.get()
+        swept = [item for item in hydra.overrides.task if _key(item) in _swept_keys()]
+        where = f"job {hydra.job.num} ({' '.join(swept) or hydra.runtime.output_dir})"
+        with reporting_user_errors(f"{where}: ") as refusal:
             return job()
-        except USER_ERRORS as err:
-            hydra = HydraConfig.get()
-            swept = [item for item in hydra.overrides.task if _key(item) in _swept_keys()]
-            where = f"job {hydra.job.num} ({' '.join(swept) or hydra.runtime.output_dir})"
-            print(f"error: {where}: {err}", file=sys.stderr)
-            REFUSED_JOBS.append(f"{where}: {err}")
-            return None
+        REFUSED_JOBS.append(f"{where}: {refusal.error}")
+        return None
 
     return recorded
 

@@ -19,10 +19,10 @@ from helpers import copy_run, make_views, tiny_run_dict, write_image_npz
 
 import mrdd
 from mrdd.api import ViewsError
+from mrdd.atomic import remove_stale_temporaries
 from mrdd.config import RunConfig
 from mrdd.data import load_dataset
 from mrdd.train import CheckpointError, check_compatible, load_checkpoint, resume, run
-from mrdd.train.checkpoint import remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -82,9 +82,13 @@ BAD_NPZ = {
         {},
         r"the class\(es\) '2' have test samples but no training sample",
     ),
-    "a test fraction leaving a class out of training": (
-        {"view_0": VECTORS, "labels": np.r_[np.zeros(18, np.int64), 1, 1]},
-        {"test_fraction": 0.75},
+    "a stored split leaving a class out of training": (
+        {
+            "view_0": VECTORS,
+            "labels": np.r_[np.zeros(18, np.int64), 1, 1],
+            "split": np.r_[np.zeros(16, np.int64), 1, 1, 1, 1],
+        },
+        {},
         r"the training split holds only the class '0'",
     ),
     "a view absent in every training sample": (
@@ -158,6 +162,18 @@ def _folder(root, images_of_view):
             images_of_view(v, i).save(d / f"{i}.png")
 
 
+def _tiny_folder(root) -> dict:
+    """The dataset options of a :func:`_folder`: a third of its 6 samples tested on, so
+    that the test split holds one sample of each class (``round(0.34 · 6) = 2``)."""
+    return {
+        "val_fraction": 0,
+        "name": "folder",
+        "path": str(root),
+        "image_size": 4,
+        "test_fraction": 0.34,
+    }
+
+
 def _grey16(value: int) -> Image.Image:
     return Image.fromarray(np.full((4, 4), value, np.uint16))
 
@@ -176,9 +192,7 @@ def test_16_bit_greyscale_pngs_are_read_at_their_real_range(tmp_path):
     values = [0, 255, 1000, 30000, 50000, 65535]  # all but two would be white at 8 bits
     _folder(tmp_path, lambda v, i: _grey16(values[i]) if v == 0 else _rgb(10 * i))
     assert Image.open(tmp_path / "view_0" / "class0" / "1.png").mode == "I;16"
-    data = load_dataset(
-        {"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4}
-    )
+    data = load_dataset(_tiny_folder(tmp_path))
     assert data.view_shapes[0] == (1, 4, 4)
     for split in (data.train, data.test):
         ids, grey = _by_id(split, 0)
@@ -191,9 +205,7 @@ def test_16_bit_grey_and_8_bit_rgb_in_one_view_make_an_rgb_view(tmp_path):
         tmp_path,
         lambda v, i: (_grey16(13107 * i) if i % 2 else _rgb(51 * i)) if v == 0 else _rgb(10 * i),
     )
-    data = load_dataset(
-        {"val_fraction": 0, "name": "folder", "path": str(tmp_path), "image_size": 4}
-    )
+    data = load_dataset(_tiny_folder(tmp_path))
     assert data.view_shapes[0] == (3, 4, 4)
     for split in (data.train, data.test):
         ids, rgb = _by_id(split, 0)

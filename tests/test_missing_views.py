@@ -40,7 +40,7 @@ def _scramble_absent(views, available):
     return out
 
 
-@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.99])
 def test_random_availability_keeps_a_view_per_sample_and_is_seeded(rate):
     mask = random_availability(200, 3, rate, seed=5)
     assert mask.any(dim=1).all()
@@ -227,10 +227,7 @@ def test_missing_views_evaluation_writes_table_csv_and_plot(tiny_splits, tmp_pat
         write_missing_views,
     )
 
-    trained = TrainedModel(
-        RunConfig.from_dict({"model": TINY_MODEL}), [(1, 8, 8)] * 2, _tiny_mrdd(), 0
-    )
-    rows = evaluate_missing_views(trained, tiny_splits, rates=[0.0, 0.5], n_seeds=1)
+    rows = evaluate_missing_views(_tiny_mrdd(), tiny_splits, rates=[0.0, 0.5], n_seeds=1)
     assert [row["incomplete"] for row in rows] == [0, 4]
     assert "mse_spec" not in rows[0] and rows[1]["mse_spec"] > 0 and rows[1]["mse_cons"] > 0
     assert "c agreement (R²)" in missing_views_markdown(rows)

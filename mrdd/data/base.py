@@ -17,13 +17,10 @@ import torch
 from torch import Tensor
 
 from mrdd.data.identity import split_identity
+from mrdd.errors import DataError
 
 if TYPE_CHECKING:
     from mrdd.data.preprocess import Preprocessing
-
-
-class DataError(ValueError):
-    """Raised when a dataset is missing, malformed, or inconsistent."""
 
 
 @dataclass
@@ -200,7 +197,7 @@ class DatasetSplits:
         split_identity`): split settings, per split its size and content hash.
         Computed once; splits are not modified after loading (moving them to another
         device keeps their content)."""
-        return split_identity(self)
+        return split_identity(self.split_settings, {name: self.split(name) for name in self.names})
 
     @property
     def names(self) -> list[str]:
@@ -222,21 +219,11 @@ class DatasetSplits:
 
 
 def stratified_split(labels: Tensor, test_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Seeded stratified split: indices of train and test samples (each sorted).
-
-    From every class, ``round(test_fraction * class_count)`` samples go to test.
-    """
+    """Seeded stratified split: indices of train and test samples (each sorted), drawn by
+    :func:`stratified_holdout` (its rounding rule sets each class's share of test)."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}.")
-    g = torch.Generator().manual_seed(seed)
-    train, test = [], []
-    for cls in torch.unique(labels):
-        idx = torch.nonzero(labels == cls).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        k = round(test_fraction * len(idx))
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return torch.cat(train).sort().values, torch.cat(test).sort().values
+    return stratified_holdout(labels, test_fraction, seed)
 
 
 def carve_validation(splits: DatasetSplits, fraction: float, seed: int) -> DatasetSplits:
@@ -264,12 +251,16 @@ def carve_validation(splits: DatasetSplits, fraction: float, seed: int) -> Datas
 
 def stratified_holdout(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Seeded stratified hold-out of ``max(1, round(fraction · N))`` samples: indices of the
-    kept and the held-out samples (each sorted).
+    kept and the held-out samples (each sorted). The one stratified sampler of mrdd: the
+    test split (:func:`stratified_split`), the validation split (:func:`carve_validation`)
+    and the classification probes' training subsamples (:mod:`mrdd.eval.metrics`).
 
-    Each class gives ``floor(fraction · count)`` samples, and the rest of the total goes to
-    the classes with the largest remainders (never a class's last sample), so that small
-    datasets, whose classes are too small to give one sample each, still get a
-    validation split of the requested size.
+    The rounding rule (largest remainders): each class gives ``floor(fraction · count)``
+    samples, and the rest of the total goes to the classes with the largest remainders
+    (ties to the smaller class id; never a class's last sample), so that the total is the
+    one requested and a small dataset, whose classes are too small to give one sample
+    each, still gets a held-out part of that size. Each class's samples are then drawn
+    by a seeded permutation, class by class.
     """
     classes, counts = torch.unique(labels, return_counts=True)
     quota = fraction * counts.double()

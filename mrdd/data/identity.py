@@ -10,13 +10,20 @@ carry a content hash of each split's tensors instead, plus the split settings.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from mrdd.data.base import DatasetSplits, MultiViewData
+
+class SplitTensors(Protocol):
+    """What a fingerprint reads of a split (a :class:`mrdd.data.base.MultiViewData`),
+    named here so that this module does not import the one that calls it."""
+
+    views: list[Tensor]
+    labels: Tensor
+    available: Tensor
 
 
 def _update(h: Any, t: Tensor) -> None:
@@ -25,7 +32,7 @@ def _update(h: Any, t: Tensor) -> None:
     h.update(t.reshape(-1).view(torch.uint8).numpy().data)
 
 
-def fingerprint(data: MultiViewData) -> str:
+def fingerprint(data: SplitTensors) -> str:
     """A content hash (BLAKE2b, 32 hex digits) of a split: every view, the labels and the
     view-availability mask, with their types and shapes. Equal splits, however loaded,
     hash alike; one changed value, sample or sample order changes it."""
@@ -35,15 +42,17 @@ def fingerprint(data: MultiViewData) -> str:
     return h.hexdigest()
 
 
-def split_identity(splits: DatasetSplits) -> dict[str, Any]:
-    """``{"split", "train", ["val",] "test"}``: the split settings (seed, test fraction,
-    missing-view rate, as the loader got them) and per split the number of samples and
-    :func:`fingerprint`. Not the dataset's name or path: a renamed or moved copy of the
-    data is the same data."""
+def split_identity(
+    settings: Mapping[str, Any], splits: Mapping[str, SplitTensors]
+) -> dict[str, Any]:
+    """``{"split", "train", ["val",] "test"}``: the split ``settings`` (seed, test fraction,
+    missing-view rate, as the loader got them) and per split of ``splits`` (by name, in
+    order) the number of samples and :func:`fingerprint`. Not the dataset's name or path:
+    a renamed or moved copy of the data is the same data."""
     return {
-        "split": dict(splits.split_settings),
+        "split": dict(settings),
         **{
-            part: {"samples": len(data), "content": fingerprint(data)}
-            for part, data in ((name, splits.split(name)) for name in splits.names)
+            name: {"samples": int(data.labels.shape[0]), "content": fingerprint(data)}
+            for name, data in splits.items()
         },
     }

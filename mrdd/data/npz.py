@@ -12,7 +12,8 @@ Format (write it with ``numpy.savez(path, view_0=..., view_1=..., labels=...)``)
   are renumbered 0..K-1 in sorted order; ``class_names`` keeps the original values.
 * ``split`` (optional): N values, 0 or ``"train"`` for training samples, 1 or ``"test"``
   for test samples. Without it, a stratified split seeded with ``seed`` holds out
-  ``test_fraction`` of each class.
+  ``test_fraction`` of the samples, spread over the classes
+  (:func:`mrdd.data.base.stratified_holdout`).
 * ``class_names`` (optional): K names for the renumbered classes.
 * ``available`` (optional): N×V array of 0/1 (or bool), 1 where sample i has view v, for
   incomplete data. Every sample needs at least one view; an absent view's entries are

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mrdd.data.base import DataError, DatasetSplits, MultiViewData
+from mrdd.errors import DataError
 
 log = logging.getLogger("mrdd")
 
@@ -238,30 +238,3 @@ def recorded_for(
             for x, flag in zip(views, flags, strict=True)
         )
     )
-
-
-def prepare_splits(splits: DatasetSplits, preprocessing: Preprocessing) -> DatasetSplits:
-    """``splits`` loaded *without* standardisation, with the vector views standardised
-    by ``preprocessing``'s statistics (a model's, not these data's own): how data other
-    than the training data must be prepared for that model. On the training data
-    themselves this gives the training tensors bit for bit."""
-
-    def prepared(data: MultiViewData) -> MultiViewData:
-        views = [
-            x if rule.mean is None else standardized(x, rule.mean, rule.std)
-            for x, rule in zip(data.views, preprocessing.views, strict=True)
-        ]
-        return MultiViewData(views, data.labels, data.name, data.available)  # re-zeroes absent
-
-    expected = [None if rule.mean is None else (rule.mean.numel(),) for rule in preprocessing.views]
-    got = splits.view_shapes
-    if len(got) != len(expected) or any(
-        e not in (None, g) for e, g in zip(expected, got, strict=False)
-    ):
-        raise DataError(
-            f"{splits.name} has views of shapes {got}; the model was trained on "
-            f"{len(expected)} views whose vector views have the shapes "
-            f"{[e for e in expected if e is not None]}. Prepare data with the same views."
-        )
-    parts = {name: prepared(splits.split(name)) for name in splits.names}
-    return replace(splits, **parts, preprocessing=preprocessing)

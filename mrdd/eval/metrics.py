@@ -36,22 +36,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+# The method names are the config's, which checks eval.classifiers / eval.regressors.
+from mrdd.config import CLASSIFIERS, REGRESSORS
+from mrdd.data.base import stratified_holdout
+
 #: Anything the scores accept: numpy arrays, array-likes, or torch tensors.
 ArrayOrTensor = npt.ArrayLike | torch.Tensor
-
-#: Classifier names understood by :func:`evaluate_classification`.
-CLASSIFIERS = ("svm", "linear")
-
-#: Clustering protocols of the evaluation (``eval.clustering``): KMeans on the codes (the
-#: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
-CLUSTERING_METHODS = ("kmeans", "umap")
-
-#: Regressor names understood by :func:`redundancy_r2`.
-REGRESSORS = ("ridge", "mlp")
 
 #: Share of each class kept in one classification run; the runs differ by which
 #: training samples are left out (see :func:`evaluate_classification`).
 CLASSIFICATION_SUBSAMPLE = 0.9
+
+#: Held-out share of the samples in each redundancy regression run (:func:`redundancy_r2`).
+REDUNDANCY_TEST_FRACTION = 0.25
 
 #: Ridge penalties searched by efficient leave-one-out CV: a fixed penalty would
 #: over- or under-regularise depending on the representation's dimension.
@@ -224,20 +221,20 @@ def evaluate_clustering(
     return result
 
 
-def _stratified_subsample(
-    labels: np.ndarray, fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Sorted indices of ``round(fraction * count)`` samples (at least one) per class.
+def _check_classifiers(classifiers: Sequence[str]) -> None:
+    unknown = [name for name in classifiers if name not in CLASSIFIERS]
+    if unknown or not classifiers:
+        raise ValueError(
+            f"classifiers must be a non-empty selection of {CLASSIFIERS}, got {tuple(classifiers)}."
+        )
 
-    Stratified so that no run loses a rare class; written out rather than using
-    ``train_test_split`` because that refuses classes with a single sample.
-    """
-    keep = []
-    for cls in np.unique(labels):
-        idx = np.flatnonzero(labels == cls)
-        k = max(1, round(fraction * len(idx)))
-        keep.append(rng.permutation(idx)[:k])
-    return np.sort(np.concatenate(keep))
+
+def _probe_subsample(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted indices of one probe run's training samples: a stratified
+    :data:`CLASSIFICATION_SUBSAMPLE` of them, the rest held out by the one stratified
+    sampler (:func:`mrdd.data.base.stratified_holdout`), so every class keeps a sample."""
+    kept, _ = stratified_holdout(torch.as_tensor(labels), 1 - CLASSIFICATION_SUBSAMPLE, seed)
+    return kept.numpy()
 
 
 def _classifier(name: str) -> Any:
@@ -265,8 +262,9 @@ def evaluate_classification(
     Both classifiers are deterministic given their data, so repeating them with
     different random states would give R identical numbers. Instead, run ``r``
     fits on a stratified random 90% subsample of the training set drawn with
-    seed ``seed + r`` and is scored on the full test set; the spread over runs
-    is therefore the sensitivity to the training sample.
+    seed ``seed + r`` (:func:`mrdd.data.base.stratified_holdout` holds out the other
+    10%, at least one sample, never a class's last) and is scored on the full test
+    set; the spread over runs is therefore the sensitivity to the training sample.
 
     Returns, per classifier name, ``{"accuracy", "precision_macro", "f1_macro"}``
     each as ``{"mean", "std", "runs"}``, plus ``"n_runs"``.
@@ -284,18 +282,14 @@ def evaluate_classification(
         )
     if len(np.unique(ytr)) < 2:
         raise ValueError("train_y holds a single class; a classifier needs at least two.")
-    unknown = [name for name in classifiers if name not in CLASSIFIERS]
-    if unknown or not classifiers:
-        raise ValueError(
-            f"classifiers must be a non-empty selection of {CLASSIFIERS}, got {tuple(classifiers)}."
-        )
+    _check_classifiers(classifiers)
     _n_seeds(n_seeds)
 
     scores: dict[str, dict[str, list[float]]] = {
         name: {"accuracy": [], "precision_macro": [], "f1_macro": []} for name in classifiers
     }
     for r in range(n_seeds):
-        idx = _stratified_subsample(ytr, CLASSIFICATION_SUBSAMPLE, np.random.default_rng(seed + r))
+        idx = _probe_subsample(ytr, seed + r)
         for name in classifiers:
             pred = _classifier(name).fit(xtr[idx], ytr[idx]).predict(xte)
             scores[name]["accuracy"].append(accuracy_score(yte, pred))
@@ -316,7 +310,7 @@ def redundancy_r2(
     source: ArrayOrTensor,
     target: ArrayOrTensor,
     seed: int = 0,
-    test_fraction: float = 0.25,
+    test_fraction: float = REDUNDANCY_TEST_FRACTION,
     regressor: str = "ridge",
 ) -> float:
     """Held-out R² of predicting ``target`` (N×d) from ``source`` (N×k).

@@ -32,7 +32,6 @@ import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from mrdd.api import TrainedModel  # noqa: E402
 from mrdd.data import BatchLoader, DataError, DatasetSplits, MultiViewData  # noqa: E402
 from mrdd.data.missing import drop_views  # noqa: E402
 from mrdd.eval.metrics import evaluate_clustering, summarize  # noqa: E402
@@ -42,19 +41,23 @@ from mrdd.eval.representations import (  # noqa: E402
     named_representations,
 )
 from mrdd.eval.tables import markdown_table, mean_std  # noqa: E402
+from mrdd.models import MRDD, ConsistencyModel, impute_views  # noqa: E402
 
 DEFAULT_RATES = (0.0, 0.1, 0.3, 0.5, 0.7)
 
 
 @torch.no_grad()
 def impute_split(
-    trained: TrainedModel, data: MultiViewData, batch_size: int, source: str = "specific"
+    model: MRDD | ConsistencyModel, data: MultiViewData, batch_size: int, source: str = "specific"
 ) -> list[Tensor]:
-    """Every view of ``data`` with the absent ones imputed (on the CPU)."""
-    trained.model.eval()
+    """Every view of ``data`` with the absent ones imputed (on the CPU) by ``model``
+    (:func:`mrdd.models.impute_views`)."""
+    model.eval()
+    device = next(model.parameters()).device
     parts: list[list[Tensor]] = []
     for views, _, available, _ in BatchLoader(data, batch_size, shuffle=False, drop_last=False):
-        parts.append([x.cpu() for x in trained.impute(views, available, source, prepared=True)])
+        views, available = [x.to(device) for x in views], available.to(device)
+        parts.append([x.cpu() for x in impute_views(model, views, available, source)])
     return [torch.cat(per_view) for per_view in zip(*parts, strict=True)]
 
 
@@ -88,7 +91,7 @@ def _mse_on_absent(predicted: Sequence[Tensor], truth: Sequence[Tensor], absent:
 
 
 def evaluate_missing_views(
-    trained: TrainedModel,
+    model: MRDD | ConsistencyModel,
     splits: DatasetSplits,
     rates: Sequence[float] = DEFAULT_RATES,
     n_seeds: int = 5,
@@ -97,8 +100,9 @@ def evaluate_missing_views(
     split: str = "test",
 ) -> list[dict[str, Any]]:
     """One row of scores per missing rate on ``split`` (see the module docstring; ``val``
-    to choose, e.g. between imputers, ``test`` to report)."""
-    device = trained.device
+    to choose, e.g. between imputers, ``test`` to report). ``model``: a trained model
+    (``mrdd.load(run_dir).model``) on the device it is evaluated on."""
+    device = next(model.parameters()).device
     best = splits.best_view
     complete = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
@@ -106,11 +110,11 @@ def evaluate_missing_views(
     mean_views = [
         x.cpu().mean(dim=0).expand_as(t) for x, t in zip(splits.train.views, truth, strict=True)
     ]
-    c_full = extract_codes(trained.model, complete, batch_size, device).c
+    c_full = extract_codes(model, complete, batch_size, device).c
     rows = []
     for rate in rates:
         data = drop_views(complete, rate, seed)
-        codes = extract_codes(trained.model, data, batch_size, device)
+        codes = extract_codes(model, data, batch_size, device)
         incomplete = ~data.available.cpu().all(dim=1)
         row: dict[str, Any] = {
             "split": split,
@@ -134,7 +138,7 @@ def evaluate_missing_views(
                 row["clf_acc_real"] = _accuracy(clf, truth[best][gone], labels)
                 row["clf_acc_mean_view"] = _accuracy(clf, mean_views[best][gone], labels)
             for source, tag in (("specific", "spec"), ("consistency", "cons")):
-                filled = impute_split(trained, data, batch_size, source)
+                filled = impute_split(model, data, batch_size, source)
                 row[f"mse_{tag}"] = _mse_on_absent(filled, truth, absent)
                 if gone.any():
                     row[f"clf_acc_{tag}"] = _accuracy(clf, filled[best][gone], labels)

@@ -29,6 +29,7 @@ from mrdd.eval.gallery import write_figures
 from mrdd.eval.manifold import FIT_SPLIT, manifold_codes
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
+    REDUNDANCY_TEST_FRACTION,
     evaluate_classification,
     evaluate_clustering,
     redundancy_r2,
@@ -46,9 +47,6 @@ from mrdd.eval.tables import CLUSTERING_TASKS, UNITS, ScoreRow, score_row
 from mrdd.models import MRDD, Codes, ConsistencyModel
 
 log = logging.getLogger("mrdd")
-
-#: Held-out share of the samples in each redundancy regression run.
-REDUNDANCY_TEST_FRACTION = 0.25
 
 #: How each task's numbers are made (``metrics.json`` → ``methods``, and ``metrics.md``);
 #: the umap method's text names its settings (:func:`method_texts`).

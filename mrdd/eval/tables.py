@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
+from mrdd.atomic import atomic_write_json
 from mrdd.eval.metrics import summarize
 
 #: The fields that name a score; joined with dots they are its column name across runs,
@@ -211,3 +213,10 @@ def _provenance(rows: Sequence[Mapping[str, Any]], sizes: Mapping[str, int], see
     where = ", ".join(f"{split} split, {sizes[split]} samples" for split in splits)
     seeds = f"seed {seed}" if common == 1 else f"seeds {seed}–{seed + common - 1}"
     return f"{where}; mean ± std over {common} runs, {seeds}" + (f" ({others})" if others else "")
+
+
+def save_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
+    """``metrics.json`` (written atomically) and its human-readable twin ``metrics.md``:
+    what a training run and :func:`mrdd.evaluate` both write."""
+    atomic_write_json(metrics, out_dir / "metrics.json")
+    (out_dir / "metrics.md").write_text(metrics_markdown(metrics))

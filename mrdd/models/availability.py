@@ -32,3 +32,12 @@ def zero_absent_views(views: list[Tensor], weights: Tensor) -> list[Tensor]:
     return [
         x * weights[:, v].to(x.dtype).view(-1, *([1] * (x.ndim - 1))) for v, x in enumerate(views)
     ]
+
+
+def fill_absent(views: list[Tensor], predicted: list[Tensor], available: Tensor) -> list[Tensor]:
+    """The imputation merge: each view's present samples as they are, its absent ones
+    (``available`` False, ``B×V``) replaced by ``predicted`` (cast to the view's dtype)."""
+    return [
+        torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
+        for v, (x, p) in enumerate(zip(views, predicted, strict=True))
+    ]

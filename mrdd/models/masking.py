@@ -10,11 +10,13 @@ patch grid: no Python loop over samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from mrdd.config import ConfigError
+from mrdd.config import ConfigError, check_mask_ratio, check_view_dropout
+from mrdd.data.missing import random_proper_subsets
 
 
 def random_keep_mask(
@@ -29,20 +31,32 @@ def random_keep_mask(
     return keep
 
 
+def check_patch_size(
+    patch: int, view_shapes: Sequence[tuple[int, ...]], where: str = "the data"
+) -> None:
+    """The one rule of ``train.mask_patch_size``: it divides both sides of every image view
+    (masking cuts images into whole patches). Checked against the data before training
+    (:mod:`mrdd.train.validate`) and by :func:`mask_view`; the error lists the sizes that fit."""
+    images = [(v, shape) for v, shape in enumerate(view_shapes) if len(shape) == 3]
+    bad = [f"view {v} ({s[1]}×{s[2]})" for v, s in images if s[1] % patch or s[2] % patch]
+    if bad:
+        sides = [side for _, shape in images for side in shape[1:]]
+        fits = [p for p in range(1, min(sides) + 1) if all(s % p == 0 for s in sides)]
+        raise ConfigError(
+            f"train.mask_patch_size={patch} does not divide the images of {', '.join(bad)} "
+            f"in {where}; masking cuts images into whole patches. Use one of {fits}."
+        )
+
+
 def mask_view(x: Tensor, ratio: float, patch_size: int, generator=None) -> Tensor:
     """A masked copy of one batch of a view (images ``N×C×H×W`` or vectors ``N×D``)."""
-    if not 0.0 <= ratio < 1.0:
-        raise ConfigError(f"mask ratio must be in [0, 1), got {ratio}.")
+    check_mask_ratio(ratio)
     if ratio == 0.0:
         return x
     if x.ndim == 2:
         return x * random_keep_mask(x.shape[0], x.shape[1], ratio, x.device, generator).to(x.dtype)
     n, _, h, w = x.shape
-    if h % patch_size or w % patch_size:
-        raise ConfigError(
-            f"train.mask_patch_size={patch_size} does not divide the {h}×{w} images; "
-            "pick a patch size that divides both sides."
-        )
+    check_patch_size(patch_size, [tuple(x.shape[1:])])
     gh, gw = h // patch_size, w // patch_size
     keep = random_keep_mask(n, gh * gw, ratio, x.device, generator).view(n, 1, gh, gw)
     keep = keep.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)
@@ -56,25 +70,16 @@ def mask_views(views: list[Tensor], ratio: float, patch_size: int, generator=Non
 
 def drop_views_per_sample(weights: Tensor, rate: float, generator=None) -> Tensor:
     """Whole-view dropout: the ``B×V`` weights with, in a fraction ``rate`` of the samples
-    (each independently), a random non-empty proper subset of the present views kept.
-
-    A dropped sample with ``m ≥ 2`` present views keeps ``k ~ U{1..m-1}`` of them, chosen
-    uniformly; a sample with one present view keeps it. Stage 1 encodes ``c`` from the kept
-    views and still reconstructs every present view, so ``c`` must be inferable from any
-    subset: the situation of a sample whose views are missing at test time.
+    (each independently), a random non-empty proper subset of the present views kept
+    (:func:`mrdd.data.missing.random_proper_subsets`: ``k ~ U{1..m-1}`` of ``m ≥ 2``
+    present views; a sample with one present view keeps it). Stage 1 encodes ``c`` from
+    the kept views and still reconstructs every present view, so ``c`` must be inferable
+    from any subset: the situation of a sample whose views are missing at test time.
     """
-    if not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"view dropout rate must be in [0, 1], got {rate}.")
+    check_view_dropout(rate)
     if rate == 0.0:
         return weights
     present = weights > 0
-    n_present = present.sum(dim=1)
-    shape, device = weights.shape, weights.device
-    dropped = (torch.rand(shape[0], device=device, generator=generator) < rate) & (n_present > 1)
-    # rank the present views of each sample at random (absent ones last) and keep the k first
-    scores = torch.rand(shape, device=device, generator=generator).masked_fill(~present, 2.0)
-    ranks = scores.argsort(dim=1).argsort(dim=1)
-    u = torch.rand(shape[0], device=device, generator=generator)
-    k = 1 + (u * (n_present - 1).clamp(min=1)).long().clamp(max=shape[1] - 1)
-    keep = (ranks < k[:, None]) & present
+    dropped = torch.rand(weights.shape[0], device=weights.device, generator=generator) < rate
+    keep = random_proper_subsets(present, generator)
     return torch.where(dropped[:, None], keep.to(weights.dtype) * weights, weights)

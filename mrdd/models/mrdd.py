@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mrdd.config import ModelConfig
-from mrdd.models.availability import view_weights, zero_absent_views
+from mrdd.models.availability import fill_absent, view_weights, zero_absent_views
 from mrdd.models.club import CLUB, Estimators
 from mrdd.models.consistency import ConsistencyModel
 from mrdd.models.specific import SpecificModels, SpecificVAE
@@ -106,13 +106,24 @@ class MRDD(nn.Module):
             predicted = [
                 vae.decode(s, codes.c) for vae, s in zip(self.specific, codes.s, strict=True)
             ]
-        return [
-            torch.where(available[:, v].view(-1, *([1] * (x.ndim - 1))), x, p.to(x.dtype))
-            for v, (x, p) in enumerate(zip(views, predicted, strict=True))
-        ]
+        return fill_absent(views, predicted, available)
 
     @torch.no_grad()
     def reconstruct(self, views: list[Tensor]) -> list[Tensor]:
         """Stage-2 reconstructions from ``[μ_v, μ_c]``."""
         codes = self.encode(views)
         return [vae.decode(s, codes.c) for vae, s in zip(self.specific, codes.s, strict=True)]
+
+
+@torch.no_grad()
+def impute_views(
+    model: MRDD | ConsistencyModel, views: list[Tensor], available: Tensor, source: str
+) -> list[Tensor]:
+    """``views`` with the absent ones predicted from the present ones, by either kind of
+    trained model: an :class:`MRDD` with the decoder ``source`` names
+    (:meth:`MRDD.impute`); a stage-1 :class:`ConsistencyModel`, which has no other, with
+    its own decoders from ``c`` of the present views."""
+    if isinstance(model, MRDD):
+        return model.impute(views, available, source)
+    mu, _ = model.encode(views, available)
+    return fill_absent(views, model.decode(mu), available)

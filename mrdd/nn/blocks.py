@@ -12,14 +12,14 @@ import math
 
 from torch import Tensor, nn
 
-from mrdd.config import BackboneConfig, ConfigError
+from mrdd.config import BackboneConfig, ConfigError, group_norm_groups
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        return nn.GroupNorm(group_norm_groups(channels), channels)
     return nn.Identity()
 
 

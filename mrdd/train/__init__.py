@@ -2,10 +2,10 @@
 resume states, validation against the data, runs, data-parallel training under torchrun
 (the benchmark lives apart, in :mod:`mrdd.bench`)."""
 
+from mrdd.atomic import atomic_torch_save
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.checkpoint import (
     CheckpointError,
-    atomic_torch_save,
     check_compatible,
     load_checkpoint,
     save_model_checkpoint,

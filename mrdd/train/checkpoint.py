@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, safe loading, and refusal of mismatched settings.
+"""Checkpoints: their layout, safe loading, and refusal of mismatched settings.
 
 A checkpoint is a plain dict (loadable with ``weights_only=True``): the run's
 resolved config, the view shapes, the identity of the data and split it was trained
@@ -10,70 +10,18 @@ A run refuses a checkpoint whose settings or data differ from its own, naming th
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from torch import nn
 
-import mrdd
+from mrdd.atomic import atomic_torch_save
 from mrdd.config import RunConfig, flatten_keys
+from mrdd.errors import CheckpointError
+from mrdd.version import __version__
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or does not match the run."""
-
-
-#: The names of :func:`_atomic_write`'s temporary files: ``.<name>.<8 random>.tmp``
-#: (:func:`tempfile.mkstemp` draws the 8 characters from ``[a-z0-9_]``).
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """``write`` into a temporary file in the same folder, fsync, then rename over ``path``:
-    a reader (or a run killed mid-write) sees the old file or the new one, never a part.
-    A process killed mid-write leaves the temporary file behind; see
-    :func:`remove_stale_temporaries`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
-    """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left in
-    ``run_dir``, and return them. Each can be as large as a checkpoint, and nothing else
-    ever removes them. Call it only while no process writes into ``run_dir`` (a resumed
-    run, before it writes anything): a write in progress has such a file too."""
-    stale = [p for p in Path(run_dir).iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` that never leaves a partial file behind."""
-    _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON, never leaving a partial file behind."""
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
 
 
 def save_model_checkpoint(
@@ -91,20 +39,34 @@ def save_model_checkpoint(
     ``data_identity``, the identity of its training data (``splits.identity``), and
     ``preprocessing``, what the loader did to its views (``splits.preprocessing``'s
     payload, :mod:`mrdd.data.preprocess`; checkpoints without it load as "not recorded")."""
-    atomic_torch_save(
-        {
-            "format": FORMAT_VERSION,
-            "kind": kind,
-            "mrdd_version": mrdd.__version__,
-            "config": config.to_dict(),
-            "view_shapes": [list(s) for s in view_shapes],
-            "data": data_identity,
-            "preprocessing": preprocessing,
-            "state_dict": model.state_dict(),
-            "history": history or [],
-        },
-        path,
+    payload = checkpoint_payload(
+        kind, model.state_dict(), config, view_shapes, data_identity, preprocessing=preprocessing
     )
+    atomic_torch_save({**payload, "history": history or []}, path)
+
+
+def checkpoint_payload(
+    kind: str,
+    state_dict: dict[str, Any],
+    config: RunConfig,
+    view_shapes: list[tuple[int, ...]],
+    data_identity: dict[str, Any] | None,
+    **contents: Any,
+) -> dict[str, Any]:
+    """The one layout of every checkpoint, model files and resume states alike: what
+    :func:`load_checkpoint` and :func:`check_compatible` read (format, kind, version,
+    config, view shapes, data identity, state dict), then what the kind adds
+    (``contents``: a model's preprocessing and history, a state's optimisers, RNG, ...)."""
+    return {
+        "format": FORMAT_VERSION,
+        "kind": kind,
+        "mrdd_version": __version__,
+        "config": config.to_dict(),
+        "view_shapes": [list(s) for s in view_shapes],
+        "data": data_identity,
+        "state_dict": state_dict,
+        **contents,
+    }
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-import mrdd
 from mrdd.train.device import cpu_bf16_support
+from mrdd.version import __version__
 
 
 def _git(*args: str) -> str | None:
@@ -23,7 +23,7 @@ def _git(*args: str) -> str | None:
     try:
         result = subprocess.run(
             ["git", *args],
-            cwd=Path(mrdd.__file__).resolve().parent,
+            cwd=Path(__file__).resolve().parents[1],  # the mrdd package folder
             capture_output=True,
             text=True,
             timeout=10,
@@ -57,7 +57,7 @@ def environment_record(device: torch.device) -> dict[str, Any]:
     """Package and git versions, torch, CUDA, device, Python, and the CPU's native bf16
     support (what ``train.precision=bf16`` can use on the CPU)."""
     return {
-        "mrdd_version": mrdd.__version__,
+        "mrdd_version": __version__,
         **git_record(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,

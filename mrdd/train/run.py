@@ -28,19 +28,19 @@ from typing import Any
 
 import torch
 
+from mrdd.atomic import atomic_write_json, remove_stale_temporaries
 from mrdd.config import ConfigError, RunConfig, adopt_stage1_settings, refuse_unused_settings
-from mrdd.data import BatchLoader, DataError, DatasetSplits, MultiViewData, load_dataset
-from mrdd.eval import evaluate_model, metrics_markdown
+from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
+from mrdd.errors import MRDDError
+from mrdd.eval import evaluate_model, metrics_markdown, save_metrics
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.calibrate import recalibrate_batch_norm
 from mrdd.train.checkpoint import (
     CheckpointError,
-    atomic_write_json,
     check_compatible,
     load_checkpoint,
     load_state,
-    remove_stale_temporaries,
     save_model_checkpoint,
 )
 from mrdd.train.device import (
@@ -72,8 +72,6 @@ log = logging.getLogger("mrdd")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 #: The training split goes to the GPU when it takes at most this share of the free memory.
 GPU_DATA_SHARE = 0.5
-#: The errors a user fixes (settings, data, checkpoints); raised before training.
-USER_ERRORS = (ConfigError, DataError, CheckpointError)
 #: Per stage: its name in the logs and the file its model is saved to (``<file>.pt``).
 STAGES = {"consistency": ("stage 1", "consistency"), "disentangle": ("stage 2", "mrdd")}
 
@@ -191,7 +189,7 @@ def _recording_outcome(out_dir: Path, previous: dict[str, Any] | None) -> Iterat
     the record it found: the run is as it was."""
     try:
         yield
-    except USER_ERRORS as err:
+    except MRDDError as err:  # a user error, raised before training
         if previous is None:
             _record_failure(out_dir, err)
             raise
@@ -331,12 +329,6 @@ def _evaluate(
     log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
     log.info("done in %.1f s; files in %s", metrics["seconds"], ctx.out_dir)
     return metrics
-
-
-def save_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
-    """``metrics.json`` (written atomically) and its human-readable twin ``metrics.md``."""
-    atomic_write_json(metrics, out_dir / "metrics.json")
-    (out_dir / "metrics.md").write_text(metrics_markdown(metrics))
 
 
 def place_data(data: MultiViewData, device: torch.device) -> MultiViewData:

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from mrdd.atomic import atomic_write_json
 from mrdd.config import ConfigError, RunConfig
-from mrdd.train.checkpoint import atomic_write_json
 from mrdd.train.provenance import environment_record
 
 #: Files that only a training run writes: a directory holding one of them holds a run.

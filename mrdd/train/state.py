@@ -20,15 +20,9 @@ import numpy as np
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-import mrdd
+from mrdd.atomic import atomic_torch_save
 from mrdd.config import RunConfig
-from mrdd.train.checkpoint import (
-    FORMAT_VERSION,
-    atomic_torch_save,
-    check_compatible,
-    load_checkpoint,
-    load_state,
-)
+from mrdd.train.checkpoint import check_compatible, checkpoint_payload, load_checkpoint, load_state
 from mrdd.train.stages import Stage
 
 
@@ -102,25 +96,21 @@ class StageCheckpoint:
         return self.saves and (last or epochs_done % self.every == 0 or epochs_done == epochs)
 
     def save(self, stage: Stage, schedulers: list[LRScheduler], progress: Progress) -> None:
-        atomic_torch_save(
-            {
-                "format": FORMAT_VERSION,
-                "kind": f"{stage.name}_state",
-                "mrdd_version": mrdd.__version__,
-                "config": self.config.to_dict(),
-                "view_shapes": [list(s) for s in self.view_shapes],
-                "data": self.data_identity,
-                "state_dict": stage.model.state_dict(),
-                "optimizers": [opt.state_dict() for opt in stage.optimizers],
-                "schedulers": [sched.state_dict() for sched in schedulers],
-                "rng": rng_state(stage.device),
-                "epoch": progress.epoch,
-                "step": progress.step,
-                "history": progress.history,
-                "plateau": progress.plateau,
-            },
-            self.path,
+        payload = checkpoint_payload(
+            f"{stage.name}_state",
+            stage.model.state_dict(),
+            self.config,
+            self.view_shapes,
+            self.data_identity,
+            optimizers=[opt.state_dict() for opt in stage.optimizers],
+            schedulers=[sched.state_dict() for sched in schedulers],
+            rng=rng_state(stage.device),
+            epoch=progress.epoch,
+            step=progress.step,
+            history=progress.history,
+            plateau=progress.plateau,
         )
+        atomic_torch_save(payload, self.path)
         self.last_saved = f"{self.path} (after epoch {progress.epoch})"
 
     def restore(self, stage: Stage, schedulers: list[LRScheduler]) -> Progress:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.protocol import clustered_splits
+from mrdd.models.masking import check_patch_size
 from mrdd.train.checkpoint import check_compatible, load_checkpoint
 
 
@@ -19,7 +20,7 @@ def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
     trains_stage1 = cfg.stage in ("all", "consistency")
     trains_stage2 = cfg.stage in ("all", "disentangle")
     if trains_stage1 and cfg.train.mask_ratio > 0:
-        _check_patch_size(cfg.train.mask_patch_size, splits)
+        check_patch_size(cfg.train.mask_patch_size, splits.view_shapes, splits.name)
     n = len(splits.train)
     batch_sizes = []
     if trains_stage1:
@@ -54,18 +55,3 @@ def _check_clusterable(name: str, evaluated: bool, splits: DatasetSplits) -> Non
         f"{key} holds {n} samples, fewer than the {splits.num_classes} classes KMeans must "
         f"find; {fix} (or raise dataset.val_fraction for the val split)."
     )
-
-
-def _check_patch_size(patch: int, splits: DatasetSplits) -> None:
-    sides = [side for shape in splits.view_shapes if len(shape) == 3 for side in shape[1:]]
-    bad = [
-        f"view {v} ({shape[1]}×{shape[2]})"
-        for v, shape in enumerate(splits.view_shapes)
-        if len(shape) == 3 and (shape[1] % patch or shape[2] % patch)
-    ]
-    if bad:
-        fits = [p for p in range(1, min(sides) + 1) if all(s % p == 0 for s in sides)]
-        raise ConfigError(
-            f"train.mask_patch_size={patch} does not divide the images of {', '.join(bad)} "
-            f"in {splits.name}; masking cuts images into whole patches. Use one of {fits}."
-        )
