@@ -82,7 +82,8 @@ def test_notebook_api_loads_the_run_and_encodes_views(trained_run):
 
 def test_stage_two_alone_from_a_stage_one_checkpoint(trained_run, tmp_path):
     ckpt = trained_run / "consistency.pt"
-    result = _train(tmp_path, "stage=disentangle", f"consistency_ckpt={ckpt}")
+    # no figures: the fixture's run draws them; this test is about the stage-1 hand-off
+    result = _train(tmp_path, "stage=disentangle", f"consistency_ckpt={ckpt}", "eval.figures=false")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "mrdd.pt").is_file()
     assert not (tmp_path / "run" / "consistency.pt").exists()
