@@ -21,7 +21,6 @@ the feature sets and its wins, and writes every number to ``--out``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -65,17 +64,14 @@ def run_features(run_dir: Path) -> dict[str, object]:
 def val_acc(item: dict, setting: tuple[int, int, float], kmeans_seeds: int) -> dict[str, float]:
     """Val ACC of each representation of ``item`` under one UMAP setting (seed 0)."""
     components, neighbors, min_dist = setting
-    ev = dataclasses.replace(
-        EvalConfig(), umap_components=components, umap_neighbors=neighbors, umap_min_dist=min_dist
-    )
+    ev = EvalConfig(umap_components=components, umap_neighbors=neighbors, umap_min_dist=min_dist)
     names = list(item["features"]["train"])
     embedded = manifold_codes(item["features"], ["val"], names, ev, seed=0)
-    return {
-        name: evaluate_clustering(embedded["val"][name], item["labels"], item["k"], kmeans_seeds)[
-            "acc"
-        ]["mean"]
+    scores = {
+        name: evaluate_clustering(embedded["val"][name], item["labels"], item["k"], kmeans_seeds)
         for name in names
     }
+    return {name: result["acc"]["mean"] for name, result in scores.items()}
 
 
 def markdown(table: dict[str, dict[str, float]]) -> str:

@@ -18,6 +18,7 @@ from mrdd.config import (
     ConfigError,
     RunConfig,
     default_dataset,
+    flatten_keys,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,16 +42,6 @@ def _compose(*overrides: str, name: str = "config") -> dict:
         return OmegaConf.to_container(compose(name, list(overrides)), resolve=True)
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def test_dataclass_defaults_are_the_default_run_of_the_train_script():
     composed = _compose()
     assert composed == RunConfig().to_dict()
@@ -68,7 +59,7 @@ def test_dataclass_defaults_are_the_default_run_of_the_train_script():
 
 
 def test_paper_experiment_differs_from_the_default_in_exactly_the_paper_keys():
-    default, paper = _flat(_compose()), _flat(_compose("experiment=paper_edge_mnist"))
+    default, paper = flatten_keys(_compose()), flatten_keys(_compose("experiment=paper_edge_mnist"))
     assert default.keys() == paper.keys()
     differing = {key: paper[key] for key in paper if paper[key] != default[key]}
     assert differing == PAPER
