@@ -232,7 +232,7 @@ class TrainedModel:
         else the stage-2 decoder with ``s_v = 0``. Measured on the embedded digits only:
         pass ``source`` explicitly after checking your data with
         ``scripts/missing_views.py --split val``."""
-        return "consistency" if self.config.train.view_dropout > 0 else "specific"
+        return "consistency" if self.config.stage1.view_dropout > 0 else "specific"
 
     @torch.no_grad()
     def impute(
@@ -361,7 +361,7 @@ def evaluate(
     """Evaluate a training run again (what ``scripts/evaluate.py`` calls).
 
     Loads the run's model and config, applies ``overrides`` (nested, e.g.
-    ``{"eval": {"split": "train"}, "device": "cpu"}``), reloads its dataset (prepared
+    ``{"eval": {"split": "train"}, "run": {"device": "cpu"}}``), reloads its dataset (prepared
     with the model's preprocessing, :meth:`TrainedModel.load_data`) and runs
     :func:`mrdd.eval.evaluate_model` — the same evaluation as at the end of training —
     writing ``metrics.json``, ``metrics.md`` and the figures into ``out_dir`` (default:
@@ -374,7 +374,7 @@ def evaluate(
     path = model_file(run_dir)
     trained = load(path)
     cfg = trained.config.with_overrides(overrides or {})
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.run.device)
     splits = trained.load_data(cfg.dataset)
     if [tuple(s) for s in splits.view_shapes] != trained.view_shapes:
         raise CheckpointError(

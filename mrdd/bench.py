@@ -2,8 +2,8 @@
 device's own ceiling (what ``scripts/benchmark.py`` runs).
 
 Kept apart from training, which never imports it: it uses only the public interface a
-run uses too. Both stages are built by :mod:`mrdd.train.build`, exactly as a training
-run builds them, and stepped (:meth:`mrdd.train.Stage.step`) for a few batches of the
+run uses too. Each stage is built by :meth:`mrdd.train.Stage.build`, exactly as a training
+run builds it, and stepped (:meth:`mrdd.train.Stage.step`) for a few batches of the
 configured dataset. Every
 figure is a median over the timed steps, so a short hiccup of a shared machine
 does not move it. The ceiling is measured in the same process on the same
@@ -32,8 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mrdd.config import BenchmarkConfig, RunConfig
 from mrdd.data import Batch, BatchLoader, DatasetSplits, load_dataset
 from mrdd.eval import evaluate_model, extract_codes
-from mrdd.models import MRDD, ConsistencyModel
-from mrdd.train.build import consistency_stage, disentangle_stage, place_model
+from mrdd.models import MRDD
 from mrdd.train.device import (
     keep_freed_cpu_memory,
     resolve_device,
@@ -42,7 +41,7 @@ from mrdd.train.device import (
 )
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import place_data
-from mrdd.train.stages import Stage
+from mrdd.train.stages import Stage, stages_of
 from mrdd.train.validate import validate_against_data
 
 #: The parts of a training step, in order; ``mask`` is stage 1's input masking.
@@ -217,7 +216,7 @@ def training_dtypes(cfg: RunConfig, device: torch.device) -> list[torch.dtype]:
     """The dtypes whose ceilings the benchmark measures: fp32 always, and bf16 beside it
     when training runs under bf16 autocast (whose convolutions and matmuls compute in
     bf16, while the rest stays fp32), so a bf16 run reports the fraction of both."""
-    if uses_bf16(device, cfg.train.precision):
+    if uses_bf16(device, cfg.run.precision):
         return [torch.float32, torch.bfloat16]
     return [torch.float32]
 
@@ -241,9 +240,9 @@ def measure_ceiling(
     if images:
         backbone = cfg.model.backbone
         _, h, w = images[0]
-        shape = (cfg.train.batch_size, backbone.base_width * backbone.channel_mults[0], h, w)
+        shape = (cfg.stage1.batch_size, backbone.base_width * backbone.channel_mults[0], h, w)
         result["conv"] = conv_ceiling(
-            shape, dtype, device, cfg.train.channels_last, bench.ceiling_repeats
+            shape, dtype, device, cfg.run.channels_last, bench.ceiling_repeats
         )
     result["gflops_per_s"] = max(
         part["gflops_per_s"] for part in (result["matmul"], result["conv"]) if part
@@ -278,41 +277,45 @@ def _median_ms(records: list[dict[str, float]], key: str) -> float:
 
 
 def measure_stage(
-    build: Callable[[nn.Module, RunConfig], Stage],
-    model: nn.Module,
+    stage_type: type[Stage],
     cfg: RunConfig,
     splits: DatasetSplits,
-    batch_size: int,
+    device: torch.device,
     bench: BenchmarkConfig,
-) -> dict[str, Any]:
+    previous: Stage | None = None,
+) -> tuple[dict[str, Any], Stage]:
     """Throughput, time split, peak memory and FLOPs of ``bench.steps`` steps of one stage,
-    and the seconds it takes to build it (``setup_s``: wrapping, stage 2's code cache).
+    built as a run builds it (on ``previous``, the stage before it), and the seconds that
+    build takes (``setup_s``: wrapping, stage 2's code cache); also the stage.
 
-    FLOPs are counted on an eager copy of the model (the counter cannot see
-    inside compiled graphs) before the peak memory is reset.
+    FLOPs are counted on an eager build of the stage (the counter cannot see inside
+    compiled graphs) before the peak memory is reset.
     """
-    device = next(model.parameters()).device
-    loader = BatchLoader(splits.train, batch_size, shuffle=True, drop_last=True, seed=cfg.seed)
+    settings = getattr(cfg, stage_type.section)
+    loader = BatchLoader(
+        splits.train, settings.batch_size, shuffle=True, drop_last=True, seed=cfg.run.seed
+    )
     eager = copy.deepcopy(cfg)
-    eager.train.compile = False
-    flops = step_flops(build(copy.deepcopy(model), eager), loader, device)
+    eager.run.compile = False
+    flops = step_flops(stage_type.build(eager, splits, device, previous=previous), loader, device)
     memory = PeakMemory(device)
     memory.reset()
     start = time.perf_counter()
-    stage = build(model, cfg)
+    stage = stage_type.build(cfg, splits, device, previous=previous)
     setup_s = time.perf_counter() - start
     records = time_steps(stage, loader, device, bench.steps, bench.warmup)
     total_s = statistics.median(r["total"] for r in records)
-    return {
-        "batch_size": batch_size,
+    record = {
+        "batch_size": settings.batch_size,
         "setup_s": setup_s,
         "timed_steps": len(records),
-        "samples_per_s": batch_size / total_s,
+        "samples_per_s": settings.batch_size / total_s,
         "ms_per_step": {k: _median_ms(records, k) for k in (*PHASES, "other", "total")},
-        "flops_per_sample": flops / batch_size,
+        "flops_per_sample": flops / settings.batch_size,
         "gflops_per_s": flops / total_s / 1e9,
         **memory.record(),
     }
+    return record, stage
 
 
 def time_evaluation(
@@ -337,41 +340,26 @@ def time_evaluation(
 
 def measure_stages(
     cfg: RunConfig, splits: DatasetSplits, bench: BenchmarkConfig, device: torch.device
-) -> tuple[dict[str, Any], MRDD]:
-    """:func:`measure_stage` of stage 1, then of stage 2 on top of it; also returns the
-    stage-2 model (trained for the benchmark's few steps) for the evaluation timing."""
-    shapes = splits.view_shapes
-    consistency = place_model(ConsistencyModel(shapes, cfg.model), cfg, device)
-    stages = {
-        "consistency": measure_stage(
-            lambda m, c: consistency_stage(m, c, device),
-            consistency,
-            cfg,
-            splits,
-            cfg.train.batch_size,
-            bench,
+) -> tuple[dict[str, Any], nn.Module]:
+    """:func:`measure_stage` of every stage the config trains, each on top of the one before;
+    also returns the last stage's model (trained for the benchmark's few steps) for the
+    evaluation timing."""
+    records: dict[str, Any] = {}
+    stage = None
+    for stage_type in stages_of(cfg):
+        records[stage_type.name], stage = measure_stage(
+            stage_type, cfg, splits, device, bench, stage
         )
-    }
-    model = MRDD(shapes, cfg.model)
-    model.consistency.load_state_dict(consistency.state_dict())
-    model = place_model(model, cfg, device)
-    stages["disentangle"] = measure_stage(
-        lambda m, c: disentangle_stage(m, c, device, train_data=splits.train),
-        model,
-        cfg,
-        splits,
-        cfg.train.stage2_batch_size,
-        bench,
-    )
-    return stages, model
+    return records, stage.model
 
 
 def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> dict[str, Any]:
     """Measure stage 1, stage 2, one evaluation (its files go to ``out_dir``) and the
     device's ceiling; return the record."""
-    seed_everything(cfg.seed, cfg.deterministic)
-    device = resolve_device(cfg.device)
-    kept = device.type == "cpu" and cfg.train.cpu_keep_freed_memory and keep_freed_cpu_memory()
+    runtime = cfg.run
+    seed_everything(runtime.seed, runtime.deterministic)
+    device = resolve_device(runtime.device)
+    kept = device.type == "cpu" and runtime.cpu_keep_freed_memory and keep_freed_cpu_memory()
     load_before = os.getloadavg()
     splits = load_dataset(cfg.dataset)
     validate_against_data(cfg, splits)
@@ -383,7 +371,7 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
         evaluation = time_evaluation(model, cfg, splits, device, Path(out_dir))
     after = measure_ceilings(cfg, bench, splits, device)
     ceilings = {dtype: best_ceiling(before[dtype], after[dtype]) for dtype in before}
-    ceiling = ceilings["bfloat16" if uses_bf16(device, cfg.train.precision) else "float32"]
+    ceiling = ceilings["bfloat16" if uses_bf16(device, runtime.precision) else "float32"]
     for record in stages.values():
         record["ceiling_fraction"] = record["gflops_per_s"] / ceiling["gflops_per_s"]
         record["ceiling_fractions"] = {
@@ -401,8 +389,7 @@ def benchmark(cfg: RunConfig, bench: BenchmarkConfig, out_dir: str | Path) -> di
             "view_shapes": [list(s) for s in splits.view_shapes],
             "steps": bench.steps,
             "warmup": bench.warmup,
-            "model": cfg.to_dict()["model"],
-            "train": cfg.to_dict()["train"],
+            **{key: cfg.to_dict()[key] for key in ("model", "stage1", "stage2", "run")},
         },
         "stages": stages,
         "evaluation": evaluation,

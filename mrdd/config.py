@@ -43,20 +43,20 @@ def check_missing_rate(rate: float) -> None:
 
 
 def check_mask_ratio(ratio: float) -> None:
-    """The one range rule of ``train.mask_ratio`` (:func:`mrdd.models.masking.mask_view`
+    """The one range rule of ``stage1.mask_ratio`` (:func:`mrdd.models.masking.mask_view`
     checks it too): at 1 every patch would be zeroed and nothing seen."""
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(
-            f"train.mask_ratio must be in [0, 1) (the fraction of patches zeroed), got {ratio}."
+            f"stage1.mask_ratio must be in [0, 1) (the fraction of patches zeroed), got {ratio}."
         )
 
 
 def check_view_dropout(rate: float) -> None:
-    """The one range rule of ``train.view_dropout``
+    """The one range rule of ``stage1.view_dropout``
     (:func:`mrdd.models.masking.drop_views_per_sample` checks it too)."""
     if not 0.0 <= rate <= 1.0:
         raise ConfigError(
-            f"train.view_dropout must be in [0, 1] (the fraction of samples that see a "
+            f"stage1.view_dropout must be in [0, 1] (the fraction of samples that see a "
             f"subset of their views), got {rate}."
         )
 
@@ -377,110 +377,144 @@ def _import_module(name: str, target: str, key: str) -> types.ModuleType | None:
 
 @dataclass
 class ModelConfig:
-    """The MRDD objective and networks (docs/method.md, stages 1 and 2). Losses are per sample:
-    squared error summed over a sample's pixels or features, KL summed over dimensions,
-    both averaged over the batch; the weights below are in those units."""
+    """The shapes of the networks both stages train (docs/method.md); what each stage
+    optimises, and with which weights, is its own section (``stage1``, ``stage2``)."""
 
     c_dim: int = 10  # size of the consistency code c
     v_dim: int = 10  # size of each view-specific code s_v
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     # your own encoders / decoders in place of the backbone's, per role and view (docs/networks.md)
     networks: NetworksConfig = field(default_factory=NetworksConfig)
-    alpha: float = 1.0  # stage 1: reconstruction weight
-    beta_c: float = 0.1  # stage 1: KL weight of c
-    beta_s: float = 0.1  # stage 2: KL weight of each s_v
-    club_weight: float = 1.0  # stage 2: λ, weight of the CLUB bound on I(s_v; c)
-    club_hidden: int = 128  # hidden units of each CLUB estimator
-    club_sampled: bool = False  # CLUB negative term: one random pair per sample, not all N²
+    club_hidden: int = 128  # hidden units of each CLUB estimator (stage 2's q_θ(c | s_v))
 
     def validate(self) -> None:
-        _positive(self, "c_dim", "v_dim", "club_hidden", "alpha")
-        _non_negative(self, "beta_c", "beta_s", "club_weight")
+        _positive(self, "c_dim", "v_dim", "club_hidden")
         self.backbone.validate()
         self.networks.validate()
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation of both stages (AdamW), sized for a ~10-minute CPU run of the default
-    (docs/results.md, "Choosing the default"); configs/train/paper.yaml: the paper's budget."""
+class StageConfig:
+    """What every stage's optimisation takes (AdamW, one learning-rate schedule per stage);
+    :class:`Stage1Config` and :class:`Stage2Config` add that stage's loss weights and
+    mechanics. Losses are per sample: squared error summed over a sample's pixels or
+    features, KL summed over dimensions, both averaged over the batch; the weights are in
+    those units. The defaults size a ~10-minute CPU run of the default dataset
+    (docs/results.md, "Choosing the default"); configs/stages/paper.yaml: the paper's."""
 
-    epochs: int = 30  # stage 1; stage 2 too unless disentangle_epochs is set
-    batch_size: int = 64  # stage 1; stage 2 too unless disentangle_batch_size is set
-    disentangle_epochs: int | None = 15  # stage 2 (null: train.epochs)
-    disentangle_batch_size: int | None = 128  # stage 2 (null: train.batch_size)
-    lr: float = 2e-3  # learning rate of the view models
-    club_lr: float = 5e-4  # learning rate of the CLUB estimators
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3  # AdamW learning rate of the networks the stage trains
     weight_decay: float = 0.05  # AdamW weight decay
     # cosine: one cycle to 0 over the stage after the warm-up (no restarts); constant: fixed
     scheduler: str = "cosine"
-    warmup_epochs: int = 0  # linear learning-rate warm-up at the start of each stage
-    mask_ratio: float = 0.7  # stage 1: fraction of patches zeroed per sample and view
-    # stage 1: side of the masked square patches in pixels (4, 8: no better on val, docs/results.md)
+    warmup_epochs: int = 0  # linear learning-rate warm-up at the start of the stage
+    grad_clip: float | None = None  # max global gradient norm (null: no clipping)
+    # batch size of the stage's no-gradient passes over the training split
+    inference_batch_size: int = 1000
+
+    def validate(self) -> None:
+        _positive(self, "epochs", "batch_size", "lr", "inference_batch_size")
+        _non_negative(self, "weight_decay", "warmup_epochs")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(
+                f"{_section(self)}grad_clip must be positive or null, got {self.grad_clip}."
+            )
+        _choice(self, "scheduler", ("cosine", "constant"))
+        if self.warmup_epochs >= self.epochs:
+            key = _section(self)
+            raise ConfigError(
+                f"{key}warmup_epochs={self.warmup_epochs} is not shorter than {key}epochs="
+                f"{self.epochs}: the learning rate would never leave its warm-up. Set "
+                f"{key}warmup_epochs below {self.epochs}."
+            )
+
+
+@dataclass
+class Stage1Config(StageConfig):
+    """Stage 1 (MCP, docs/method.md): the consistency model learns q(c | views) from masked
+    views. Its no-gradient pass re-estimates the BatchNorm statistics (``calibrate_bn``)."""
+
+    alpha: float = 1.0  # reconstruction weight α
+    beta_c: float = 0.1  # KL weight β_c of c
+    mask_ratio: float = 0.7  # fraction of patches zeroed per sample and view
+    # side of the masked square patches in pixels (4, 8: no better on val, docs/results.md)
     mask_patch_size: int = 2
-    # stage 1: fraction of samples whose c is inferred from a random non-empty subset of
-    # their views (whole-view dropout on top of the patches; every present view is still
-    # reconstructed), so that c from some views matches c from all (missing views, #15)
+    # fraction of samples whose c is inferred from a random non-empty subset of their views
+    # (whole-view dropout on top of the patches; every present view is still reconstructed),
+    # so that c from some views matches c from all (docs/missing_views.md)
     view_dropout: float = 0.0
-    # after stage 1, re-estimate its BatchNorm statistics on unmasked training views
+    # after the last epoch, re-estimate the BatchNorm statistics on unmasked training views
     # (mrdd/train/calibrate.py; chosen on val, docs/results.md "Stage-1 statistics")
     calibrate_bn: bool = True
-    grad_clip: float | None = None  # max global gradient norm (null: no clipping)
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "alpha", "mask_patch_size")
+        _non_negative(self, "beta_c")
+        check_view_dropout(self.view_dropout)
+        check_mask_ratio(self.mask_ratio)
+
+
+@dataclass
+class Stage2Config(StageConfig):
+    """Stage 2 (DD, docs/method.md): the view models learn q(s_v | x_v) with the consistency
+    model frozen, and the CLUB estimators bound I(s_v; c). Its no-gradient pass computes
+    the frozen c of every training sample once (``cache_consistent_code``)."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    beta_s: float = 0.1  # KL weight β_s of each s_v
+    club_weight: float = 1.0  # λ, weight of the CLUB bound on I(s_v; c)
+    club_lr: float = 5e-4  # AdamW learning rate of the CLUB estimators
+    club_sampled: bool = False  # CLUB's negative term: one random pair per sample, not all N²
+    cache_consistent_code: bool = True  # the frozen c computed once per sample (exact)
+
+    def validate(self) -> None:
+        super().validate()
+        _positive(self, "club_lr")
+        _non_negative(self, "beta_s", "club_weight")
+
+
+@dataclass
+class RuntimeConfig:
+    """Run-wide settings: where and how both stages compute, what they log and save."""
+
+    seed: int = 0  # seeds torch, numpy and the evaluation (which uses seed ... seed + R - 1)
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
+    deterministic: bool = False  # torch.use_deterministic_algorithms
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     channels_last: bool = True  # NHWC conv weights and activations (faster on CPU and GPU)
     compile: bool = False  # torch.compile the trained networks (eager, with a warning, on failure)
     # CPU, glibc: keep freed memory for reuse instead of faulting it in anew every step
     cpu_keep_freed_memory: bool = True
-    cache_consistent_code: bool = True  # stage 2: frozen c computed once per sample (exact)
     log_every: int = 10  # steps between logged losses
     ckpt_every: int = 1  # epochs between resumable states (resume=<run_dir>)
     skip_nonfinite: bool = False  # skip (and count) NaN/inf steps instead of stopping the run
     eval_every: int = 1  # epochs between clusterings of a fixed validation subsample (0: off)
     # stop a stage once that val probe has not improved for this many probes, and keep the
     # stage's best weights by it (null: off; its effect on quality is not measured yet,
-    # docs/performance.md); needs a val split and train.eval_every > 0
+    # docs/performance.md); needs a val split and run.eval_every > 0
     plateau_patience: int | None = None
     plateau_metric: str = "acc"  # the probe score the plateau stop watches: acc | nmi | ari
 
     def validate(self) -> None:
-        _positive(
-            self,
-            "epochs",
-            "batch_size",
-            "lr",
-            "club_lr",
-            "mask_patch_size",
-            "log_every",
-            "ckpt_every",
-        )
-        _non_negative(self, "weight_decay", "warmup_epochs", "eval_every")
-        for name in ("disentangle_epochs", "disentangle_batch_size", "grad_clip"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"train.{name} must be positive or null, got {value}.")
-        check_view_dropout(self.view_dropout)
-        check_mask_ratio(self.mask_ratio)
-        _choice(self, "scheduler", ("cosine", "constant"))
+        _positive(self, "log_every", "ckpt_every")
+        _non_negative(self, "eval_every")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"run.device must be auto, cpu or cuda[:N], got {self.device!r}.")
         _choice(self, "precision", ("auto", "fp32", "bf16"))
         _choice(self, "plateau_metric", ("acc", "nmi", "ari"))
         if self.plateau_patience is not None and self.plateau_patience <= 0:
             raise ConfigError(
-                f"train.plateau_patience must be a positive number of probes or null (off), "
+                f"run.plateau_patience must be a positive number of probes or null (off), "
                 f"got {self.plateau_patience}."
             )
         if self.plateau_patience is not None and self.eval_every == 0:
             raise ConfigError(
-                "train.plateau_patience needs the val probe, but train.eval_every=0 turns it "
-                "off; set train.eval_every to a positive number of epochs."
+                "run.plateau_patience needs the val probe, but run.eval_every=0 turns it "
+                "off; set run.eval_every to a positive number of epochs."
             )
-
-    @property
-    def stage2_epochs(self) -> int:
-        return self.disentangle_epochs or self.epochs
-
-    @property
-    def stage2_batch_size(self) -> int:
-        return self.disentangle_batch_size or self.batch_size
 
 
 #: The splits a dataset can have (``val`` only with ``dataset.val_fraction`` > 0).
@@ -527,7 +561,7 @@ class EvalConfig:
     figures: bool = True  # write the PNG figures into the run directory
     num_figure_samples: int = 8  # samples per figure row; side of the swap grids
     embedding_samples: int = 1000  # most points in a t-SNE / UMAP plot
-    progress_samples: int = 1000  # fixed val subsample clustered every train.eval_every epochs
+    progress_samples: int = 1000  # fixed val subsample clustered every run.eval_every epochs
 
     def validate(self) -> None:
         _choice(self, "split", SPLITS)
@@ -560,15 +594,14 @@ class RunConfig:
 
     dataset: dict[str, Any] = field(default_factory=default_dataset)  # configs/dataset/*.yaml
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    run: RuntimeConfig = field(default_factory=RuntimeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     # all: stage 1, stage 2, evaluation | consistency: stage 1 and evaluation of C |
     # disentangle: stage 2 (and evaluation) from consistency_ckpt
     stage: str = "all"
     consistency_ckpt: str | None = None  # stage-1 checkpoint that stage=disentangle starts from
-    seed: int = 0  # seeds torch, numpy and the evaluation (which uses seed ... seed + R - 1)
-    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
-    deterministic: bool = False  # torch.use_deterministic_algorithms
     data_root: str = "data"  # root of the on-disk datasets (${data_root} in dataset configs)
     # the score scripts/train.py returns to a Hydra sweeper (Optuna): <split>/<representation>/
     # <metric> of metrics.json, e.g. val/C+S_best/acc; never a test score
@@ -580,15 +613,11 @@ class RunConfig:
         the dataset, :func:`typed_dataset`)."""
         self.dataset = typed_dataset(self.dataset)
         _check_finite(dataclasses.asdict(self), "")
-        _choice(self, "stage", ("all", "consistency", "disentangle"))
+        _choice(self, "stage", tuple(TRAINED_SECTIONS))
         self._check_checkpoint()
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}.")
-        self.model.validate()
-        self.train.validate()
-        self.eval.validate()
+        for section in (self.model, self.stage1, self.stage2, self.run, self.eval):
+            section.validate()
         self._check_seeds()
-        self._check_warmup()
         self._check_validation_split()
         self._check_optimize_metric()
 
@@ -642,43 +671,40 @@ class RunConfig:
             )
 
     def _check_seeds(self) -> None:
-        last = self.seed + self.eval.n_seeds - 1
-        if self.seed < 0 or last > MAX_SEED:
+        seed = self.run.seed
+        last = seed + self.eval.n_seeds - 1
+        if seed < 0 or last > MAX_SEED:
             raise ConfigError(
-                f"seed={self.seed} with eval.n_seeds={self.eval.n_seeds} uses the seeds "
-                f"{self.seed} ... {last}, but numpy and scikit-learn take seeds in "
+                f"run.seed={seed} with eval.n_seeds={self.eval.n_seeds} uses the seeds "
+                f"{seed} ... {last}, but numpy and scikit-learn take seeds in "
                 f"[0, {MAX_SEED}]. Pick a seed in [0, {MAX_SEED - self.eval.n_seeds + 1}]."
             )
 
-    def _check_warmup(self) -> None:
-        stages = {
-            "all": [("train.epochs", self.train.epochs), self._stage2_epochs_key()],
-            "consistency": [("train.epochs", self.train.epochs)],
-            "disentangle": [self._stage2_epochs_key()],
-        }[self.stage]
-        for key, epochs in stages:
-            if self.train.warmup_epochs >= epochs:
-                raise ConfigError(
-                    f"train.warmup_epochs={self.train.warmup_epochs} is not shorter than "
-                    f"{key}={epochs}: the learning rate would never leave its warm-up. "
-                    f"Set train.warmup_epochs below {epochs}."
-                )
-
-    def _stage2_epochs_key(self) -> tuple[str, int]:
-        own = self.train.disentangle_epochs is not None
-        return ("train.disentangle_epochs" if own else "train.epochs", self.train.stage2_epochs)
+    @property
+    def trained_sections(self) -> tuple[str, ...]:
+        """The sections of the stages this run trains, in order (``stage1``, ``stage2``)."""
+        return TRAINED_SECTIONS[self.stage]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         """Build and validate a config from a plain (resolved) dict; sections and keys not
         given keep their defaults, unknown keys and wrong types fail. A ``dataset`` given
         replaces the default dataset (each dataset has its own keys); the keys it leaves
-        out take the defaults of its schema (:data:`DATASET_SCHEMAS`)."""
+        out take the defaults of its schema (:data:`DATASET_SCHEMAS`). A key of the layout
+        before each stage had its own section (:data:`RENAMED_KEYS`) is refused naming its
+        new key; a config recorded in that layout is read with :meth:`from_record`."""
+        refuse_renamed_keys(data)
         given_dataset = isinstance(data, Mapping) and "dataset" in data
         schema = cls(dataset=dict(DATASET_OPTIONS)) if given_dataset else cls()
         config = _merged(schema, data, "")
         config.validate()
         return config
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> RunConfig:
+        """The config a run directory or checkpoint recorded, in today's layout or in the
+        one before each stage had its own section (:func:`upgrade_record`)."""
+        return cls.from_dict(upgrade_record(data))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -693,38 +719,129 @@ class RunConfig:
         return config
 
 
-#: Settings only stage 1 reads. A stage-2-only run (``stage=disentangle``) loads a stage-1
-#: model trained with them, so its config must hold that model's values
-#: (:func:`adopt_stage1_settings`); ``train.epochs`` and ``train.batch_size`` join them
-#: once stage 2's own budget is spelled out.
-STAGE1_SETTINGS = (
-    "model.alpha",
-    "model.beta_c",
-    "train.mask_ratio",
-    "train.mask_patch_size",
-    "train.view_dropout",
-    "train.calibrate_bn",
-)
-#: Settings only stage 2 reads: ``stage=consistency`` refuses them when they are named.
-STAGE2_SETTINGS = (
-    "model.beta_s",
-    "model.club_weight",
-    "model.club_hidden",
-    "model.club_sampled",
-    "train.club_lr",
-    "train.disentangle_epochs",
-    "train.disentangle_batch_size",
-    "train.cache_consistent_code",
-)
+#: The sections of the stages each choice of ``stage`` trains, in order.
+TRAINED_SECTIONS = {
+    "all": ("stage1", "stage2"),
+    "consistency": ("stage1",),
+    "disentangle": ("stage2",),
+}
+
+_BOTH_STAGES = ("stage1", "stage2")
+#: The keys of the layout before each stage had its own section (mrdd 0.1, up to commit
+#: 696fd71), each with its key(s) now. A key set for both stages names both.
+RENAMED_KEYS: dict[str, tuple[str, ...]] = {
+    "train.epochs": ("stage1.epochs",),
+    "train.batch_size": ("stage1.batch_size",),
+    "train.disentangle_epochs": ("stage2.epochs",),
+    "train.disentangle_batch_size": ("stage2.batch_size",),
+    **{
+        f"train.{key}": tuple(f"{stage}.{key}" for stage in _BOTH_STAGES)
+        for key in ("lr", "weight_decay", "scheduler", "warmup_epochs", "grad_clip")
+    },
+    **{
+        f"train.{key}": (f"stage1.{key}",)
+        for key in ("mask_ratio", "mask_patch_size", "view_dropout", "calibrate_bn")
+    },
+    "train.club_lr": ("stage2.club_lr",),
+    "train.cache_consistent_code": ("stage2.cache_consistent_code",),
+    **{
+        f"train.{key}": (f"run.{key}",)
+        for key in (
+            "precision",
+            "channels_last",
+            "compile",
+            "cpu_keep_freed_memory",
+            "log_every",
+            "ckpt_every",
+            "skip_nonfinite",
+            "eval_every",
+            "plateau_patience",
+            "plateau_metric",
+        )
+    },
+    "model.alpha": ("stage1.alpha",),
+    "model.beta_c": ("stage1.beta_c",),
+    "model.beta_s": ("stage2.beta_s",),
+    "model.club_weight": ("stage2.club_weight",),
+    "model.club_sampled": ("stage2.club_sampled",),
+    "seed": ("run.seed",),
+    "device": ("run.device",),
+    "deterministic": ("run.deterministic",),
+}
+
+
+def renamed_key_message(key: str) -> str | None:
+    """The one line that refuses ``key`` (dotted) when it is a key of the old layout
+    (:data:`RENAMED_KEYS`, or the old ``train`` section itself); ``None`` otherwise."""
+    if key in RENAMED_KEYS:
+        new = " and ".join(RENAMED_KEYS[key])
+        each = " (each stage has its own)" if len(RENAMED_KEYS[key]) > 1 else ""
+        return (
+            f"{key} was renamed: set {new}{each}. Each stage's settings are in its own "
+            'section now (docs/configuration.md, "Renamed keys").'
+        )
+    if key == "train" or key.startswith("train."):
+        return (
+            f"{key}: the train section is gone; its keys moved to stage1, stage2 and run, and "
+            'its preset train=paper is stages=paper (docs/configuration.md, "Renamed keys").'
+        )
+    return None
+
+
+def refuse_renamed_keys(data: Any) -> None:
+    """One :class:`ConfigError` for the first key of the old layout in ``data`` (a config
+    mapping, or the dotted keys of command-line overrides)."""
+    if isinstance(data, Mapping):
+        keys = [*flatten_keys(data), *(k for k, v in data.items() if isinstance(v, Mapping))]
+    else:
+        keys = list(data)
+    for key in keys:
+        message = renamed_key_message(str(key))
+        if message is not None:
+            raise ConfigError(message)
+
+
+def upgrade_record(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config recorded in the old layout (``config.json``, a checkpoint's) in today's:
+    each key of :data:`RENAMED_KEYS` moved to its new key(s), stage 2's null budget
+    (``train.disentangle_*: null``, "as stage 1") spelled out, and ``eval.batch_size``,
+    which also sized the stages' no-gradient passes then, copied to both stages'
+    ``inference_batch_size``. A config in today's layout is returned as it is."""
+    tree = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    flat = flatten_keys({k: v for k, v in tree.items() if k != "dataset"})
+    if "train" not in tree and not any(key in flat for key in RENAMED_KEYS):
+        return tree
+    train = tree.pop("train", {})
+    for stage, key in (("disentangle_epochs", "epochs"), ("disentangle_batch_size", "batch_size")):
+        if flat.get(f"train.{stage}", 0) is None:
+            flat[f"train.{stage}"] = train.get(key, getattr(Stage1Config, key))
+    for old, new_keys in RENAMED_KEYS.items():
+        if old not in flat:
+            continue
+        section, _, name = old.rpartition(".")
+        if section == "model":
+            tree["model"].pop(name)
+        elif not section:
+            tree.pop(name)
+        for new in new_keys:
+            new_section, new_name = new.split(".")
+            tree.setdefault(new_section, {})[new_name] = flat[old]
+    if "batch_size" in tree.get("eval", {}) and "train" in data:
+        for stage in _BOTH_STAGES:
+            tree.setdefault(stage, {})["inference_batch_size"] = tree["eval"]["batch_size"]
+    return tree
 
 
 def refuse_unused_settings(config: RunConfig, named: Collection[str]) -> None:
-    """``stage=consistency`` trains no stage 2: a stage-2 setting named on the command line
-    would be recorded in ``config.json`` without shaping the model. (A preset's stage-2
-    values, not named, stay: they are what a later stage 2 of that preset uses.)"""
+    """A setting named on the command line (``named``) of a stage this run does not train
+    would be recorded in ``config.json`` without shaping the model: ``stage=consistency``
+    refuses a ``stage2.*`` key, and ``model.club_hidden`` (the size of stage 2's
+    estimators). (A preset's stage-2 values, not named, stay: they are what a later stage 2
+    of that preset uses.) ``stage=disentangle`` takes ``stage1`` from the checkpoint it
+    loads instead (:func:`adopt_stage1_settings`)."""
     if config.stage != "consistency":
         return
-    unused = [key for key in named if key in STAGE2_SETTINGS]
+    unused = [key for key in named if key.startswith("stage2.") or key == "model.club_hidden"]
     if unused:
         raise ConfigError(
             f"{unused[0]} is read only by stage 2, but stage=consistency trains stage 1 only. "
@@ -735,48 +852,34 @@ def refuse_unused_settings(config: RunConfig, named: Collection[str]) -> None:
 def adopt_stage1_settings(
     config: RunConfig, recorded: Mapping[str, Any], named: Collection[str], where: str
 ) -> tuple[RunConfig, list[str]]:
-    """A ``stage=disentangle`` config holding the stage-1 settings of the checkpoint it
+    """A ``stage=disentangle`` config whose ``stage1`` section is that of the checkpoint it
     loads (``recorded``: that checkpoint's config, read from ``where``), and one line per
-    setting taken from it.
+    setting taken from it, so that ``config.json`` always describes the model it holds.
 
-    Stage 2's budget is spelled out first (a null ``train.disentangle_epochs`` becomes the
-    ``train.epochs`` it meant), so ``train.epochs`` and ``train.batch_size`` describe stage 1.
-    A stage-1 setting that differs from the checkpoint's is *given* when it is named in
-    ``named`` (the command line) or differs from :class:`RunConfig`'s default: a given one
-    is refused, naming the key and the recorded value; one left at its default is replaced
-    by the recorded value. So ``config.json`` always describes the model it holds."""
-    train = config.train
-    budget = {
-        "disentangle_epochs": train.stage2_epochs,
-        "disentangle_batch_size": train.stage2_batch_size,
-    }
-    moved = {
-        f"train.{k}" for k in ("epochs", "batch_size") if getattr(train, f"disentangle_{k}") is None
-    }
-    mine, theirs = flatten_keys(config.to_dict()), flatten_keys(recorded)
-    defaults = flatten_keys(RunConfig().to_dict())
+    A ``stage1`` setting named in ``named`` (the command line) that differs from the
+    checkpoint's is refused, naming the key and the recorded value; every other one (a
+    default, a preset's such as ``stages=paper``) is replaced by the recorded value, and
+    the returned lines say so (the run logs them)."""
+    mine = flatten_keys({"stage1": dataclasses.asdict(config.stage1)})
+    theirs = flatten_keys({"stage1": upgrade_record(recorded).get("stage1", {})})
     changes: dict[str, Any] = {}
-    for key in (*STAGE1_SETTINGS, "train.epochs", "train.batch_size"):
-        if key not in theirs or mine[key] == theirs[key]:
+    for key, value in theirs.items():
+        if key not in mine or mine[key] == value:
             continue
-        given = key not in moved and (key in named or mine[key] != defaults[key])
-        if given:
+        if key in named:
             raise ConfigError(
                 f"{key}={mine[key]!r} is a stage-1 setting, but stage=disentangle loads the "
-                f"stage-1 model {where}, trained with {key}={theirs[key]!r}. Drop {key} (the "
+                f"stage-1 model {where}, trained with {key}={value!r}. Drop {key} (the "
                 "checkpoint's value is then recorded), or retrain stage 1 with stage=all."
             )
-        changes[key] = theirs[key]
-    overrides: dict[str, dict[str, Any]] = {"train": budget}
-    for key, value in changes.items():
-        section, name = key.split(".")
-        overrides.setdefault(section, {})[name] = value
+        changes[key] = value
+    overrides = {"stage1": {key.split(".")[1]: value for key, value in changes.items()}}
     adopted = [f"{k}={v!r} (was {mine[k]!r})" for k, v in changes.items()]
     return config.with_overrides(overrides), adopted
 
 
 def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted keys to values (``{"train": {"epochs": 3}}`` → ``{"train.epochs": 3}``)."""
+    """Dotted keys to values (``{"stage1": {"epochs": 3}}`` → ``{"stage1.epochs": 3}``)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
@@ -935,7 +1038,9 @@ _SECTIONS = {
     "BackboneConfig": "model.backbone.",
     "ModelConfig": "model.",
     "NetworksConfig": "model.networks.",
-    "TrainConfig": "train.",
+    "Stage1Config": "stage1.",
+    "Stage2Config": "stage2.",
+    "RuntimeConfig": "run.",
     "EvalConfig": "eval.",
     "BenchmarkConfig": "benchmark.",
 }

@@ -1,7 +1,7 @@
 """Measure training speed: samples/s, time split, memory, FLOPs, fraction of the ceiling.
 
 python scripts/benchmark.py experiment=paper_edge_mnist           # the paper's setting
-python scripts/benchmark.py benchmark.steps=50 train.channels_last=false
+python scripts/benchmark.py benchmark.steps=50 run.channels_last=false
 python scripts/benchmark.py benchmark.json=bench.json device=cuda
 
 Prints a table and writes the same numbers as JSON (benchmark.json in the run
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from config_schema import register
+from config_schema import refuse_renamed_overrides, register
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +43,7 @@ def benchmark_run(cfg: DictConfig) -> None:
 
 def main() -> None:
     register()
+    refuse_renamed_overrides(sys.argv[1:])
     benchmark_run()
 
 

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
         help="fnmatch patterns of the scores shown in the Markdown table (the CSV has all)",
     )
     parser.add_argument(
-        "--average-over", nargs="+", default=["seed"], help="config keys averaged over"
+        "--average-over", nargs="+", default=["run.seed"], help="config keys averaged over"
     )
     parser.add_argument(
         "--split",

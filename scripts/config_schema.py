@@ -10,11 +10,13 @@ first (the package itself does not import Hydra).
 from __future__ import annotations
 
 import os
+import sys
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from mrdd.config import DATASET_OPTIONS, BenchmarkRunConfig, RunConfig
+from mrdd.cli import reporting_user_errors
+from mrdd.config import DATASET_OPTIONS, BenchmarkRunConfig, RunConfig, refuse_renamed_keys
 
 
 def register() -> None:
@@ -33,3 +35,15 @@ def register() -> None:
     store.store(
         group="schema", name="benchmark", node=BenchmarkRunConfig(**common), package="_global_"
     )
+
+
+def refuse_renamed_overrides(args: list[str]) -> None:
+    """Exit with one ``error:`` line when a command-line override names a key of the layout
+    before each stage had its own section (``train.epochs=3``, ``seed=1``, ``train=paper``;
+    :data:`mrdd.config.RENAMED_KEYS`), naming its new key, where Hydra would only call it
+    unknown."""
+    keys = [arg.split("=", 1)[0].lstrip("+~") for arg in args if "=" in arg]
+    with reporting_user_errors() as refusal:
+        refuse_renamed_keys(keys)
+    if refusal:
+        sys.exit(refusal.status)

@@ -36,7 +36,7 @@ from mrdd.train.provenance import environment_record
 ROOT = Path(__file__).resolve().parents[1]
 #: The whole check must end within this many seconds (8 minutes, less a margin).
 BUDGET_S = 450
-#: The benchmark variants: (name, train.compile).
+#: The benchmark variants: (name, run.compile).
 BENCHMARKS = (("benchmark_eager", False), ("benchmark_compiled", True))
 #: The most seconds each check may take (within BUDGET_S, in the order they run: the
 #: short training before the compiled benchmark, whose compilation time is the least known).
@@ -101,10 +101,10 @@ def commands(args: argparse.Namespace, runs: Path) -> dict[str, list[str]]:
             python,
             "scripts/benchmark.py",
             "experiment=paper_edge_mnist",
-            f"device={args.device}",
-            "train.precision=bf16",
-            "train.channels_last=true",
-            f"train.compile={str(compiled).lower()}",
+            f"run.device={args.device}",
+            "run.precision=bf16",
+            "run.channels_last=true",
+            f"run.compile={str(compiled).lower()}",
             f"benchmark.steps={args.steps}",
             "benchmark.evaluate=false",
             f"benchmark.json={runs / name / 'benchmark.json'}",
@@ -118,9 +118,9 @@ def commands(args: argparse.Namespace, runs: Path) -> dict[str, list[str]]:
         "training": [
             python,
             "scripts/train.py",
-            f"device={args.device}",
-            f"train.epochs={args.epochs}",
-            f"train.disentangle_epochs={args.epochs}",
+            f"run.device={args.device}",
+            f"stage1.epochs={args.epochs}",
+            f"stage2.epochs={args.epochs}",
             f"hydra.run.dir={runs / 'training'}",
         ],
         "benchmark_compiled": benchmark["benchmark_compiled"],

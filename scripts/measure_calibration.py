@@ -2,7 +2,7 @@
 
 python scripts/measure_calibration.py outputs/a outputs/b outputs/c [--split val] [--out x.json]
 
-For every run (trained with ``train.calibrate_bn=false``), the stage-1 encoder is
+For every run (trained with ``stage1.calibrate_bn=false``), the stage-1 encoder is
 evaluated twice with the *same* weights: with the running statistics it ended training
 with (those of masked views), and after :func:`mrdd.train.calibrate.recalibrate_batch_norm`
 on the unmasked training views. Each is scored by KMeans clustering of ``C`` on the chosen
@@ -41,7 +41,9 @@ def paired_scores(run_dir: str, split: str) -> dict[str, float]:
         if state == "re-calibrated":
             recalibrate_batch_norm(encoder, splits.train, cfg.eval.batch_size, CPU)
         c = extract_codes(encoder, data, cfg.eval.batch_size, CPU).c
-        result = evaluate_clustering(c, data.labels, splits.num_classes, cfg.eval.n_seeds, cfg.seed)
+        result = evaluate_clustering(
+            c, data.labels, splits.num_classes, cfg.eval.n_seeds, cfg.run.seed
+        )
         scores.update(
             {f"{state} acc": result["acc"]["mean"], f"{state} nmi": result["nmi"]["mean"]}
         )

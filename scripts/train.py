@@ -1,7 +1,7 @@
 """Train MRDD (stage 1, stage 2, evaluation) with a Hydra-composed config.
 
 python scripts/train.py                                   # embedded Edge-MNIST-5k
-python scripts/train.py model.c_dim=10 train.mask_ratio=0.8 train.epochs=50 seed=1
+python scripts/train.py model.c_dim=10 stage1.mask_ratio=0.8 stage1.epochs=50 run.seed=1
 python scripts/train.py stage=consistency
 python scripts/train.py stage=disentangle consistency_ckpt=outputs/<run>/consistency.pt
 python scripts/train.py experiment=paper_edge_mnist
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from config_schema import register
+from config_schema import refuse_renamed_overrides, register
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -66,7 +66,7 @@ def _guarded(job: Callable[[], object], run_dir: str | Path | None = None) -> ob
         _exit(
             130,
             "interrupted: continue with python scripts/train.py resume="
-            f"{run_dir or '<run_dir>'} (states are saved every train.ckpt_every epochs).",
+            f"{run_dir or '<run_dir>'} (states are saved every run.ckpt_every epochs).",
         )
 
 
@@ -177,6 +177,7 @@ def _hydra_overrides_for_other_ranks() -> list[str]:
 
 def main() -> None:
     register()
+    refuse_renamed_overrides(sys.argv[1:])
     args = sys.argv[1:]
     run_dirs = [a.removeprefix("resume=") for a in args if a.startswith("resume=")]
     _interrupt_on_sigterm()

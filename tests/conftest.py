@@ -21,17 +21,11 @@ def tiny_config() -> RunConfig:
     return RunConfig.from_dict(
         {
             "model": TINY_MODEL,
-            "train": {
-                "epochs": 1,
-                "batch_size": 8,
-                "disentangle_epochs": None,  # stage 2 follows stage 1's budget
-                "disentangle_batch_size": None,
-                "lr": 1e-3,
-                "log_every": 1,
-            },
+            "stage1": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+            "stage2": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+            "run": {"device": "cpu", "log_every": 1},
             # the paper's KMeans only: tests/test_evaluation.py runs the umap method
             "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
-            "device": "cpu",
         }
     )
 
@@ -56,6 +50,6 @@ def stage1_run(tmp_path_factory) -> Path:
 
     tmp = tmp_path_factory.mktemp("stage1")
     write_image_npz(tmp / "data.npz")
-    cfg = tiny_run_dict(tmp / "data.npz", stage="consistency", train={"epochs": 1})
+    cfg = tiny_run_dict(tmp / "data.npz", stage="consistency", stage1={"epochs": 1})
     run(RunConfig.from_dict(cfg), tmp / "run")
     return tmp / "run"

@@ -51,14 +51,14 @@ def tiny_script_overrides(npz_path) -> list[str]:
         "dataset=npz",
         f"dataset.path={npz_path}",
         *TINY_MODEL_OVERRIDES,
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.disentangle_epochs=1",
-        "train.disentangle_batch_size=8",
+        "stage1.epochs=1",
+        "stage1.batch_size=8",
+        "stage2.epochs=1",
+        "stage2.batch_size=8",
         "eval.n_seeds=2",
         "eval.figures=false",
         "eval.clustering=[kmeans]",
-        "device=cpu",
+        "run.device=cpu",
     ]
 
 
@@ -91,21 +91,15 @@ def write_image_npz(path, n: int = 48, size: int = 8, **arrays) -> None:
 
 def tiny_run_dict(npz_path, **sections) -> dict:
     """A tiny two-stage run on an ``npz`` file, as the plain dict a config file gives;
-    ``sections`` update its sections (``train={...}``) or set top-level keys."""
+    ``sections`` update its sections (``stage1={...}``) or set top-level keys."""
     config = {
         "dataset": {"name": "npz", "path": str(npz_path)},
         "model": copy.deepcopy(TINY_MODEL),
-        # stage 2 follows stage 1's budget (the defaults give it its own)
-        "train": {
-            "epochs": 2,
-            "batch_size": 8,
-            "disentangle_epochs": None,
-            "disentangle_batch_size": None,
-            "log_every": 2,
-        },
+        "stage1": {"epochs": 2, "batch_size": 8},
+        "stage2": {"epochs": 2, "batch_size": 8},
+        "run": {"device": "cpu", "log_every": 2},
         # the paper's KMeans only: tests/test_evaluation.py runs the umap method end to end
         "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
-        "device": "cpu",
     }
     for key, value in sections.items():
         if isinstance(value, dict):

@@ -34,7 +34,7 @@ def test_every_swept_value_composes_to_a_valid_config(name):
     """One cell per swept value (the other keys at their first value): every value of
     the grid is composed and validated, without composing the whole product."""
     swept = _swept(name)
-    assert set(swept) == {*ABLATIONS[name].keys, "seed"}
+    assert set(swept) == {*ABLATIONS[name].keys, "run.seed"}
     assert all(len(values) >= 3 for values in swept.values())
     first = {k: values[0] for k, values in swept.items()}
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
@@ -51,7 +51,7 @@ def test_every_swept_value_composes_to_a_valid_config(name):
 def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
     """A run whose val scores are its test scores minus 0.1 (ACC) and 0.05 (R²)."""
     path.mkdir(parents=True)
-    config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed}
+    config = {"stage2": {"club_weight": club_weight}, "model": {"c_dim": 10}, "run": {"seed": seed}}
     scores = [
         row
         for split, shift in (("test", 0.0), ("val", 0.1))
@@ -82,7 +82,7 @@ def test_ablation_table_from_fake_runs(tmp_path):
     for split, r2 in (("val", 0.15), ("test", 0.2)):
         with (tmp_path / "docs" / f"ablation_club_weight_{split}.csv").open() as f:
             rows = list(csv.DictReader(f))
-        assert [r["model.club_weight"] for r in rows] == ["0.0", "10.0"]
+        assert [r["stage2.club_weight"] for r in rows] == ["0.0", "10.0"]
         assert float(rows[1]["redundancy.S_0.r2_C_ridge mean"]) == pytest.approx(r2)
         assert (tmp_path / "docs" / f"ablation_club_weight_{split}.png").stat().st_size > 0
 
@@ -114,8 +114,8 @@ def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
     overrides = [
         "dataset=npz",
         f"dataset.path={tmp_path / 'd.npz'}",
-        "model.club_weight=0.0,1.0",
-        "seed=0",
+        "stage2.club_weight=0.0,1.0",
+        "run.seed=0",
         "model.c_dim=4",
         "model.v_dim=3",
         "model.club_hidden=16",
@@ -123,17 +123,17 @@ def test_a_two_cell_sweep_runs_and_is_tabulated(tmp_path):
         "model.backbone.num_blocks=1",
         "model.backbone.channel_mults=[1,2]",
         "model.backbone.latent_channels=2",
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.eval_every=0",
-        "train.disentangle_epochs=null",  # stage 2 as stage 1, not the default budget
-        "train.disentangle_batch_size=null",
+        "stage1.epochs=1",
+        "stage1.batch_size=8",
+        "run.eval_every=0",
+        "stage2.epochs=1",  # stage 2 as short as stage 1, not the default budget
+        "stage2.batch_size=8",
         "eval.n_seeds=1",
         "eval.classifiers=[]",
         "eval.regressors=[ridge]",
         "eval.figures=false",
         "eval.clustering=[kmeans]",
-        "device=cpu",
+        "run.device=cpu",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     result = train_script_result("-m", "+sweep=club_weight", *overrides, cwd=tmp_path)

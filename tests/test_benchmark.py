@@ -21,15 +21,15 @@ from mrdd.train.device import cpu_bf16_support
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     *TINY_MODEL_OVERRIDES,
-    "train.batch_size=8",
-    "train.disentangle_batch_size=8",
+    "stage1.batch_size=8",
+    "stage2.batch_size=8",
     "eval.n_seeds=1",
     "eval.classifiers=[linear]",
     "eval.regressors=[ridge]",
     # no UMAP (the umap method, the figures): a process's first one compiles for ~15-30 s
     "eval.clustering=[kmeans]",
     "eval.figures=false",
-    "device=cpu",
+    "run.device=cpu",
     "benchmark.steps=2",
     "benchmark.warmup=1",
     "benchmark.matmul_size.cpu=64",
@@ -107,7 +107,7 @@ def test_benchmark_prints_a_table(bench):
 def test_time_steps_times_each_phase_and_leaves_training_unsynchronised(tiny_config):
     views, labels = make_views(16)
     model = ConsistencyModel([tuple(v.shape[1:]) for v in views], tiny_config.model)
-    stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, torch.device("cpu"))
+    stage = ConsistencyStage(model, tiny_config, torch.device("cpu"))
     loader = BatchLoader(MultiViewData(views, labels), 8)
     records = time_steps(stage, loader, torch.device("cpu"), steps=3, warmup=1)
     assert len(records) == 3
@@ -118,7 +118,7 @@ def test_time_steps_times_each_phase_and_leaves_training_unsynchronised(tiny_con
 
 
 def test_bf16_training_measures_the_bf16_ceiling_beside_the_fp32_one(tiny_config, tiny_splits):
-    cfg = tiny_config.with_overrides({"train": {"precision": "bf16"}})
+    cfg = tiny_config.with_overrides({"run": {"precision": "bf16"}})
     bench = BenchmarkConfig(matmul_size={"cpu": 64}, ceiling_repeats=1)
     ceilings = measure_ceilings(cfg, bench, tiny_splits, torch.device("cpu"))
     assert list(ceilings) == ["float32", "bfloat16"]

@@ -62,7 +62,7 @@ def test_auto_stays_fp32_on_the_cpu_and_the_log_says_why(monkeypatch):
 
 def test_run_info_and_train_log_name_what_was_detected(tmp_path):
     write_image_npz(tmp_path / "data.npz")
-    cfg = tiny_run_dict(tmp_path / "data.npz", stage="consistency", train={"epochs": 1})
+    cfg = tiny_run_dict(tmp_path / "data.npz", stage="consistency", stage1={"epochs": 1})
     cfg["eval"].update(classifiers=[], regressors=[], figures=False)
     run(RunConfig.from_dict(cfg), tmp_path / "run")
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())

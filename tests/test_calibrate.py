@@ -75,7 +75,8 @@ def test_a_run_with_calibrate_bn_saves_the_recalibrated_stage_1(tmp_path):
         tiny_run_dict(
             npz,
             stage="consistency",
-            train={"epochs": 1, "calibrate_bn": True, "eval_every": 0},
+            stage1={"epochs": 1, "calibrate_bn": True},
+            run={"eval_every": 0},
             eval={"classifiers": [], "regressors": [], "figures": False},
         )
     )
@@ -85,7 +86,7 @@ def test_a_run_with_calibrate_bn_saves_the_recalibrated_stage_1(tmp_path):
     splits = load_dataset(cfg.dataset)
     model = ConsistencyModel(splits.view_shapes, cfg.model)
     model.load_state_dict(state["state_dict"])
-    recalibrate_batch_norm(model, splits.train, cfg.eval.batch_size, CPU)
+    recalibrate_batch_norm(model, splits.train, cfg.stage1.inference_batch_size, CPU)
     calibrated = model.state_dict()
     assert any(k.endswith("running_mean") for k in saved)
     for name, value in saved.items():

@@ -45,14 +45,12 @@ def test_checkpoints_record_the_identity_of_their_data(stage1_run):
 
 
 def _stage2(tmp_path: Path, ckpt: Path, npz: Path, **dataset) -> RunConfig:
-    return RunConfig.from_dict(
-        tiny_run_dict(
-            npz,
-            stage="disentangle",
-            consistency_ckpt=str(ckpt),
-            dataset={"path": str(npz), **dataset},
-        )
+    config = tiny_run_dict(
+        npz, stage="disentangle", consistency_ckpt=str(ckpt), dataset={"path": str(npz), **dataset}
     )
+    # no stage-1 settings of its own: a stage-2 run takes those of the checkpoint it loads
+    del config["stage1"]
+    return RunConfig.from_dict(config)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +96,7 @@ def test_stage1_encoder_of_the_same_data_is_accepted(stage1_run, tmp_path):
 def test_resume_state_of_changed_data_is_refused(tmp_path):
     """The data file was rewritten under a stopped run (same path, other content)."""
     write_image_npz(tmp_path / "data.npz")
-    cfg = tiny_run_dict(tmp_path / "data.npz", stage="consistency", train={"epochs": 1})
+    cfg = tiny_run_dict(tmp_path / "data.npz", stage="consistency", stage1={"epochs": 1})
     run_dir = tmp_path / "run"
     run(RunConfig.from_dict(cfg), run_dir)
     write_image_npz(tmp_path / "data.npz", view_1=make_views(48, seed=3)[0][1].numpy())

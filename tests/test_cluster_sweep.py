@@ -28,7 +28,7 @@ def test_two_job_sweep_through_the_submitit_local_launcher_is_collected(tmp_path
         *tiny_script_overrides(tmp_path / "data.npz"),
         "eval.classifiers=[linear]",
         "eval.regressors=[ridge]",
-        "model.club_weight=0,1",
+        "stage2.club_weight=0,1",
     ]
     result = subprocess.run(
         [*train, *args, f"hydra.sweep.dir={sweep}"],

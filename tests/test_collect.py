@@ -15,7 +15,12 @@ from mrdd.eval.tables import metrics_markdown, pivot, score_row
 
 def _fake_run(path: Path, club_weight: float, seed: int, acc: float, r2: float) -> None:
     path.mkdir(parents=True)
-    config = {"model": {"club_weight": club_weight, "c_dim": 10}, "seed": seed, "stage": "all"}
+    config = {
+        "stage2": {"club_weight": club_weight},
+        "model": {"c_dim": 10},
+        "run": {"seed": seed},
+        "stage": "all",
+    }
     scores = [
         score_row("clustering", "C", "acc", "test", [acc - 0.01, acc + 0.01]),
         score_row("redundancy", "S_0", "r2_C_ridge", "test", [r2 - 0.01, r2 + 0.01]),
@@ -77,8 +82,8 @@ def test_runs_are_grouped_by_the_differing_config_and_averaged_over_seeds(sweep)
     groups = group_runs(find_runs([sweep]))
     table = groups_table(groups)
     assert [g.setting for g in groups] == [
-        {"model.club_weight": "0.0"},
-        {"model.club_weight": "1.0"},
+        {"stage2.club_weight": "0.0"},
+        {"stage2.club_weight": "1.0"},
     ]
     assert [len(g.runs) for g in groups] == [2, 2]
     acc = group_summary(table, groups[0], "clustering.C.acc")
@@ -93,14 +98,14 @@ def test_collect_writes_markdown_and_csv(sweep, tmp_path):
     assert markdown == (tmp_path / "out" / "results.md").read_text()
     lines = markdown.splitlines()
     assert lines[0] == (
-        "| model.club_weight | n | clustering.C.acc | redundancy.S_0.r2_C_ridge "
+        "| stage2.club_weight | n | clustering.C.acc | redundancy.S_0.r2_C_ridge "
         "| redundancy.S_0.club |"
     )
     assert lines[2] == "| 0.0 | 2 | 70.00 ± 10.00 | 0.600 ± 0.100 | 0.060 ± 0.010 |"
     assert lines[3] == "| 1.0 | 2 | 70.00 ± 0.00 | 0.200 ± 0.100 | 0.020 ± 0.010 |"
     with (tmp_path / "out" / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["model.club_weight"] for r in rows] == ["0.0", "1.0"]
+    assert [r["stage2.club_weight"] for r in rows] == ["0.0", "1.0"]
     assert float(rows[0]["clustering.C.acc mean"]) == pytest.approx(0.7)
     assert float(rows[0]["clustering.C.acc std"]) == pytest.approx(0.1)
     assert rows[1]["n_runs"] == "2" and len(rows[1]["runs"].split(";")) == 2
@@ -110,7 +115,7 @@ def test_collect_script_picks_metrics_and_reports_missing_runs(sweep, tmp_path, 
     main = runpy.run_path("scripts/collect.py")["main"]
     assert main([str(sweep), "--metrics", "redundancy.*.club"]) == 0
     out = capsys.readouterr().out
-    assert "| model.club_weight | n | redundancy.S_0.club |" in out
+    assert "| stage2.club_weight | n | redundancy.S_0.club |" in out
     assert (sweep / "results.csv").is_file()
     assert main([str(tmp_path / "nothing")]) == 2
     assert "neither a directory" in capsys.readouterr().err

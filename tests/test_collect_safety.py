@@ -25,7 +25,12 @@ def _metrics(folder: Path, acc: float, split: str = "test", eval_split: str = "t
 
 def _run(folder: Path, seed: int, acc: float, dataset: str = "npz") -> Path:
     folder.mkdir(parents=True)
-    config = {"dataset": {"name": dataset}, "seed": seed, "eval": EVAL, "model": {"c_dim": 4}}
+    config = {
+        "dataset": {"name": dataset},
+        "run": {"seed": seed},
+        "eval": EVAL,
+        "model": {"c_dim": 4},
+    }
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "run_info.json").write_text(json.dumps({"status": "finished"}))
     _metrics(folder, acc)
@@ -63,7 +68,7 @@ def test_a_failed_run_passed_by_name_is_named_with_its_cause(tmp_path, capsys):
     good = _run(tmp_path / "good", 0, 0.6)
     failed = tmp_path / "failed"
     failed.mkdir()
-    (failed / "config.json").write_text(json.dumps({"seed": 1}))
+    (failed / "config.json").write_text(json.dumps({"run": {"seed": 1}}))
     cause = "DataError: npz dataset: file /d/missing.npz not found."
     (failed / "run_info.json").write_text(json.dumps({"status": "failed", "cause": cause}))
     markdown = collect([good, failed], tmp_path / "out")

@@ -1,4 +1,4 @@
-"""The train.precision and train.compile options run a step on the CPU."""
+"""The run.precision and run.compile options run a step on the CPU."""
 
 import copy
 import logging
@@ -10,7 +10,7 @@ from helpers import make_views
 
 from mrdd.data import Batch
 from mrdd.models import MRDD, ConsistencyModel
-from mrdd.train.build import consistency_stage, disentangle_stage
+from mrdd.train import ConsistencyStage, DisentangleStage
 from mrdd.train.device import CompiledOrEager, autocast, maybe_compile
 
 CPU = torch.device("cpu")
@@ -20,7 +20,7 @@ def _stage1(cfg, seed: int = 0):
     torch.manual_seed(seed)
     views, _ = make_views(8)
     model = ConsistencyModel([tuple(v.shape[1:]) for v in views], cfg.model).train()
-    return consistency_stage(model, cfg, CPU), views
+    return ConsistencyStage.around(model, cfg, CPU), views
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("auto", None)])
@@ -33,7 +33,7 @@ def test_precision_sets_cpu_autocast(precision, dtype):
 
 def test_bf16_autocast_trains_both_stages_on_cpu(tiny_config):
     cfg = copy.deepcopy(tiny_config)
-    cfg.train.precision = "bf16"
+    cfg.run.precision = "bf16"
     stage, views = _stage1(cfg)
     before = [p.detach().clone() for p in stage.model.parameters()]
     terms = stage.step(Batch.of(views))
@@ -41,7 +41,7 @@ def test_bf16_autocast_trains_both_stages_on_cpu(tiny_config):
     assert all(p.dtype == torch.float32 for p in stage.model.parameters())  # fp32 master weights
     assert any(not torch.equal(a, p) for a, p in zip(before, stage.model.parameters(), strict=True))
     model = MRDD([tuple(v.shape[1:]) for v in views], cfg.model).train()
-    terms = disentangle_stage(model, cfg, CPU).step(Batch.of(views))
+    terms = DisentangleStage.around(model, cfg, CPU).step(Batch.of(views))
     assert all(torch.isfinite(v) for v in terms.values())
 
 
@@ -86,7 +86,7 @@ def test_compiled_stage1_step_matches_eager(tiny_config, monkeypatch):
     # inductor draws its own random numbers unless told to use eager's generator
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     cfg = copy.deepcopy(tiny_config)
-    cfg.train.compile = True
+    cfg.run.compile = True
     compiled, views = _stage1(cfg)
     eager, _ = _stage1(tiny_config)
     torch.manual_seed(1)

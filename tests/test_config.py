@@ -24,15 +24,16 @@ from mrdd.config import (
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What configs/experiment/paper_edge_mnist.yaml changes: the paper's networks
-#: (configs/model/resnet16.yaml) and budget (configs/train/paper.yaml).
+#: (configs/model/resnet16.yaml) and budget (configs/stages/paper.yaml).
 PAPER = {
     "model.backbone.base_width": 16,
     "model.backbone.num_blocks": 3,
-    "train.epochs": 200,
-    "train.batch_size": 512,
-    "train.disentangle_epochs": None,
-    "train.disentangle_batch_size": 1024,
-    "train.lr": 5e-4,
+    "stage1.epochs": 200,
+    "stage1.batch_size": 512,
+    "stage1.lr": 5e-4,
+    "stage2.epochs": 200,
+    "stage2.batch_size": 1024,
+    "stage2.lr": 5e-4,
 }
 
 
@@ -55,7 +56,7 @@ def test_dataclass_defaults_are_the_default_run_of_the_train_script():
         "val_fraction": 0.1,
         "val_seed": 0,
     }
-    assert _compose("model=default", "train=default") == composed
+    assert _compose("model=default", "stages=default") == composed
 
 
 def test_paper_experiment_differs_from_the_default_in_exactly_the_paper_keys():
@@ -71,7 +72,8 @@ def test_paper_experiment_differs_from_the_default_in_exactly_the_paper_keys():
 )
 def test_every_experiment_composes_to_a_valid_config(experiment):
     config = RunConfig.from_dict(_compose(f"experiment={experiment}", "data_root=/d"))
-    assert config.train.epochs == 200  # all of them start from the paper's budget
+    # all of them start from the paper's budget
+    assert (config.stage1.epochs, config.stage2.epochs) == (200, 200)
     assert config.dataset["name"] in experiment or experiment.startswith("paper")
 
 
@@ -103,8 +105,8 @@ def test_benchmark_config_composes_to_the_dataclass_defaults():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.epoch=3", "Could not override 'train.epoch'"),
-        ("train.epochs=x", "Value 'x' of type 'str' could not be converted to Integer"),
+        ("stage1.epoch=3", "Could not override 'stage1.epoch'"),
+        ("stage1.epochs=x", "Value 'x' of type 'str' could not be converted to Integer"),
     ],
 )
 def test_composition_refuses_unknown_keys_and_wrong_types(override, message):
@@ -114,8 +116,8 @@ def test_composition_refuses_unknown_keys_and_wrong_types(override, message):
 
 
 def test_round_trip_through_a_plain_dict():
-    cfg = RunConfig.from_dict({"model": {"c_dim": 5}, "train": {"epochs": 3}})
-    assert cfg.model.c_dim == 5 and cfg.train.epochs == 3 and cfg.train.lr == 2e-3
+    cfg = RunConfig.from_dict({"model": {"c_dim": 5}, "stage1": {"epochs": 3}})
+    assert cfg.model.c_dim == 5 and cfg.stage1.epochs == 3 and cfg.stage1.lr == 2e-3
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -137,9 +139,12 @@ def test_overrides_merge_into_a_copy():
 
 
 def test_values_are_converted_to_the_declared_types():
-    cfg = RunConfig.from_dict({"train": {"lr": 1, "epochs": "3", "grad_clip": 2}})
-    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
-    assert cfg.train.epochs == 3 and cfg.train.grad_clip == 2.0
+    cfg = RunConfig.from_dict(
+        {"stage1": {"lr": 1, "epochs": "3", "grad_clip": 2}, "stage2": {"club_lr": 1}}
+    )
+    assert cfg.stage1.lr == 1.0 and isinstance(cfg.stage1.lr, float)
+    assert cfg.stage1.epochs == 3 and cfg.stage1.grad_clip == 2.0
+    assert cfg.stage2.club_lr == 1.0 and isinstance(cfg.stage2.club_lr, float)
 
 
 @pytest.mark.parametrize(
@@ -152,36 +157,40 @@ def test_values_are_converted_to_the_declared_types():
             r"\['consistency_ckpt', ",
         ),
         (
-            {"train": {"epoch": 3}},
-            r"^Unknown config key 'train.epoch'. Did you mean 'train.epochs'\? "
-            r"Valid keys of train: \['batch_size', .*'epochs'",
+            {"stage1": {"epoch": 3}},
+            r"^Unknown config key 'stage1.epoch'. Did you mean 'stage1.epochs'\? "
+            r"Valid keys of stage1: \['alpha', 'batch_size', .*'epochs'",
+        ),
+        (
+            {"run": {"sede": 3}},
+            r"^Unknown config key 'run.sede'. Did you mean 'run.seed'\? Valid keys of run: ",
         ),
         ({"model": {"backbone": {"widht": 3}}}, r"'model.backbone.widht'.*\['base_width'"),
         # wrong types
         ({"model": {"c_dim": "ten"}}, r"^model.c_dim must be an int, got 'ten'.$"),
-        ({"train": {"epochs": 1.5}}, r"^train.epochs must be an int, got 1.5.$"),
-        ({"train": {"lr": True}}, r"^train.lr must be a number, got True.$"),
-        ({"train": {"grad_clip": "x"}}, r"^train.grad_clip must be a number or null, got 'x'.$"),
-        ({"train": {"compile": "maybe"}}, r"^train.compile must be true or false, got 'maybe'."),
+        ({"stage1": {"epochs": 1.5}}, r"^stage1.epochs must be an int, got 1.5.$"),
+        ({"stage1": {"lr": True}}, r"^stage1.lr must be a number, got True.$"),
+        ({"stage2": {"grad_clip": "x"}}, r"^stage2.grad_clip must be a number or null, got 'x'.$"),
+        ({"run": {"compile": "maybe"}}, r"^run.compile must be true or false, got 'maybe'."),
         ({"model": {"backbone": {"channel_mults": [1, "a"]}}}, r"mults\[1\] must be an int"),
         ({"eval": {"classifiers": "svm"}}, r"^eval.classifiers must be a list of str, got 'svm'."),
-        ({"train": 5}, r"^train must be a mapping of keys to values, got 5.$"),
+        ({"stage1": 5}, r"^stage1 must be a mapping of keys to values, got 5.$"),
         ({"dataset": 3}, r"^dataset must be a mapping, got 3.$"),
         # non-finite numbers, wherever they are
-        ({"train": {"lr": float("nan")}}, r"^train.lr must be a finite number, got nan.$"),
-        ({"train": {"lr": "inf"}}, r"^train.lr must be a finite number, got inf.$"),
-        ({"train": {"grad_clip": float("inf")}}, r"^train.grad_clip must be a finite number"),
-        ({"train": {"mask_ratio": float("nan")}}, r"^train.mask_ratio must be a finite number"),
-        ({"model": {"beta_s": float("-inf")}}, r"^model.beta_s must be a finite number"),
-        ({"model": {"club_weight": float("nan")}}, r"^model.club_weight must be a finite"),
+        ({"stage1": {"lr": float("nan")}}, r"^stage1.lr must be a finite number, got nan.$"),
+        ({"stage2": {"lr": "inf"}}, r"^stage2.lr must be a finite number, got inf.$"),
+        ({"stage1": {"grad_clip": float("inf")}}, r"^stage1.grad_clip must be a finite number"),
+        ({"stage1": {"mask_ratio": float("nan")}}, r"^stage1.mask_ratio must be a finite number"),
+        ({"stage2": {"beta_s": float("-inf")}}, r"^stage2.beta_s must be a finite number"),
+        ({"stage2": {"club_weight": float("nan")}}, r"^stage2.club_weight must be a finite"),
         ({"dataset": {"name": "x", "missing_rate": float("nan")}}, r"^dataset.missing_rate must"),
         # ranges and choices
-        ({"train": {"mask_ratio": 1.0}}, r"train.mask_ratio must be in \[0, 1\)"),
-        ({"train": {"mask_ratio": -0.1}}, r"train.mask_ratio must be in \[0, 1\)"),
+        ({"stage1": {"mask_ratio": 1.0}}, r"stage1.mask_ratio must be in \[0, 1\)"),
+        ({"stage1": {"mask_ratio": -0.1}}, r"stage1.mask_ratio must be in \[0, 1\)"),
         ({"model": {"c_dim": 0}}, "model.c_dim must be positive"),
         ({"model": {"backbone": {"channel_mults": []}}}, "channel_mults"),
         ({"stage": "both"}, "stage must be one of"),
-        ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+        ({"run": {"device": "tpu"}}, "^run.device must be auto, cpu or cuda"),
         ({"eval": {"split": "validation"}}, "eval.split must be one of"),
         ({"eval": {"embedding_samples": 1}}, r"eval.embedding_samples must be at least 2"),
         ({"dataset": {"root": "x"}}, "dataset.name is missing"),
@@ -190,9 +199,9 @@ def test_values_are_converted_to_the_declared_types():
             r"norm=group splits channels into 8 groups, but the level widths .* \[12, 24, 48\]",
         ),
         # seeds numpy and scikit-learn take
-        ({"seed": -1}, r"^seed=-1 with eval.n_seeds=10 uses the seeds -1 ... 8, but numpy"),
+        ({"run": {"seed": -1}}, r"^run.seed=-1 with eval.n_seeds=10 uses the seeds -1 ... 8, but"),
         (
-            {"seed": MAX_SEED - 8},
+            {"run": {"seed": MAX_SEED - 8}},
             rf"uses the seeds {MAX_SEED - 8} ... {MAX_SEED + 1}, .* \[0, {MAX_SEED - 9}\]",
         ),
         # stage consistency
@@ -206,19 +215,25 @@ def test_values_are_converted_to_the_declared_types():
             {"stage": "consistency", "consistency_ckpt": "c.pt"},
             r"stage=consistency trains stage 1 itself",
         ),
-        # a warm-up as long as a stage it applies to
+        # a warm-up as long as its stage
         (
-            {"train": {"warmup_epochs": 30}},
-            r"^train.warmup_epochs=30 is not shorter than train.epochs=30: .* below 30.$",
-        ),
-        ({"train": {"warmup_epochs": 15}}, r"not shorter than train.disentangle_epochs=15"),
-        (
-            {"train": {"warmup_epochs": 5, "epochs": 5, "disentangle_epochs": None}},
-            r"not shorter than train.epochs=5",
+            {"stage1": {"warmup_epochs": 30}},
+            r"^stage1.warmup_epochs=30 is not shorter than stage1.epochs=30: .* below 30.$",
         ),
         (
-            {"stage": "disentangle", "consistency_ckpt": "c.pt", "train": {"warmup_epochs": 20}},
-            r"not shorter than train.disentangle_epochs=15",
+            {"stage2": {"warmup_epochs": 15}},
+            r"^stage2.warmup_epochs=15 is not shorter than stage2.epochs=15: .* below 15.$",
+        ),
+        # each stage has its own budget: stage 1's longer one does not lengthen stage 2's,
+        # and there is no null "as stage 1" any more
+        (
+            {"stage1": {"epochs": 100}, "stage2": {"warmup_epochs": 20}},
+            r"^stage2.warmup_epochs=20 is not shorter than stage2.epochs=15",
+        ),
+        ({"stage2": {"epochs": None}}, r"^stage2.epochs must be an int, got None.$"),
+        (
+            {"stage": "disentangle", "consistency_ckpt": "c.pt", "stage2": {"warmup_epochs": 20}},
+            r"not shorter than stage2.epochs=15",
         ),
     ],
 )
@@ -231,10 +246,12 @@ def test_bad_values_are_refused_with_the_key_named(data, message):
 @pytest.mark.parametrize(
     "data",
     [
-        {"seed": MAX_SEED - 9},  # the last seed of the evaluation is MAX_SEED
-        {"train": {"warmup_epochs": 14}},  # shorter than stage 2's 15 epochs
-        {"stage": "consistency", "train": {"warmup_epochs": 20}},  # stage 2 is not trained
-        {"stage": "disentangle", "consistency_ckpt": "c.pt", "train": {"epochs": 1}},
+        {"run": {"seed": MAX_SEED - 9}},  # the last seed of the evaluation is MAX_SEED
+        {"stage1": {"warmup_epochs": 29}},  # shorter than stage 1's 30 epochs
+        {"stage2": {"warmup_epochs": 14}},  # shorter than stage 2's 15 epochs
+        # a stage-1 warm-up longer than stage 2's budget: each stage has its own
+        {"stage1": {"epochs": 40, "warmup_epochs": 20}},
+        {"stage": "disentangle", "consistency_ckpt": "c.pt", "stage1": {"epochs": 1}},
         {"model": {"backbone": {"norm": "group", "base_width": 4, "channel_mults": [1, 2, 4]}}},
     ],
 )

@@ -5,7 +5,9 @@ The page is written by hand (it explains, the dataclass comments only name), so 
 tests hold it to the code: every key of :class:`mrdd.config.RunConfig` and of the
 benchmark's section has a row, every row names a real key, every stated default is the
 code's default, and every ``section.key`` that README.md or a docs page writes in code
-(an override ``train.lr=...`` or a key on its own, ``train.lr``) exists.
+(an override ``stage1.lr=...`` or a key on its own, ``stage1.lr``) exists. The keys of
+the layout before each stage had its own section (``train.lr``) are caught too: only the
+"Renamed keys" section of the page may name them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from mrdd.config import DATASET_OPTIONS, BenchmarkRunConfig, default_dataset
+from mrdd.config import DATASET_OPTIONS, RENAMED_KEYS, BenchmarkRunConfig, default_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "configuration.md"
-SECTIONS = ("model", "train", "eval", "dataset", "benchmark")
+#: The sections of the config, and ``train``, the section that is gone (its keys, e.g.
+#: ``train.lr``, are found so that a page still naming them fails).
+SECTIONS = ("model", "stage1", "stage2", "run", "eval", "dataset", "benchmark", "train")
 
 #: A table row whose first cell is one or more backticked keys: ``| `a.b`, `a.c` | ...``.
 ROW = re.compile(r"^\|\s*((?:`[^`]+`(?:,\s*)?)+)\s*\|\s*([^|]*?)\s*\|", re.MULTILINE)
@@ -32,7 +36,22 @@ _KEY = r"(?:" + "|".join(SECTIONS) + r")\.[A-Za-z_][\w.]*"
 KEY_SPAN = re.compile(rf"`({_KEY})(?:=[^`]*)?`")
 OVERRIDE = re.compile(rf"(?<![\w./<{{-])({_KEY})=")
 #: Names that look like keys but are files of a run directory (``train.log``).
-FILES = ("train.log",)
+FILES = ("train.log", "run.lock")
+#: The heading of the page's section that lists the old keys with their new ones (the one
+#: the refusal of an old key points to, mrdd.config.renamed_key_message).
+RENAMED_HEADING = re.compile(r"^(#+)\s.*Renamed keys.*$", re.MULTILINE)
+
+
+def split_renamed(text: str) -> tuple[str, str]:
+    """``text`` without its "Renamed keys" section, and that section (up to the next
+    heading of the same or a higher level; ``""`` when there is none)."""
+    heading = RENAMED_HEADING.search(text)
+    if heading is None:
+        return text, ""
+    level = len(heading.group(1))
+    after = re.compile(rf"^#{{1,{level}}}\s", re.MULTILINE).search(text, heading.end())
+    end = after.start() if after else len(text)
+    return text[: heading.start()] + text[end:], text[heading.start() : end]
 
 
 def config_defaults(cls: type = BenchmarkRunConfig, prefix: str = "") -> dict[str, Any]:
@@ -70,12 +89,22 @@ def known_keys() -> set[str]:
     return set(config_defaults()) | section_keys() | dataset_keys()
 
 
+def row_defaults(keys: str, default: str) -> dict[str, str]:
+    """Key → its default, for one row: a row of several keys states one default for all,
+    or one per key in order (``| `stage1.epochs`, `stage2.epochs` | `30`, `15` |``)."""
+    names = re.findall(r"`([^`]+)`", keys)
+    values = re.findall(r"`([^`]*)`", default)
+    if len(names) > 1 and len(values) == len(names):
+        return dict(zip(names, values, strict=True))
+    return dict.fromkeys(names, default)
+
+
 def documented_rows() -> dict[str, str]:
     """Key → the default cell of its row, for every table row of the page."""
     rows = {}
-    for keys, default in ROW.findall(PAGE.read_text()):
-        for key in re.findall(r"`([^`]+)`", keys):
-            rows[key] = default
+    reference, _ = split_renamed(PAGE.read_text())
+    for keys, default in ROW.findall(reference):
+        rows.update(row_defaults(keys, default))
     return rows
 
 
@@ -118,13 +147,28 @@ def test_every_stated_default_is_the_code_default() -> None:
 def test_the_checks_would_catch_a_wrong_default_and_an_invented_key() -> None:
     """The helpers above see what they must: a real default, and not an invented key."""
     assert yaml_text(config_defaults()["model.backbone.channel_mults"]) == "[1, 2, 4]"
-    assert yaml_text(config_defaults()["train.grad_clip"]) == "null"
-    assert "train.epochs" in known_keys() and "train.epoch" not in known_keys()
-    assert ROW.findall("| `train.x`, `train.y` | `3` | z |") == [("`train.x`, `train.y`", "`3`")]
-    assert KEY_SPAN.findall("see `train.lr=1e-3`, `model.consistency(views)`") == ["train.lr"]
-    assert OVERRIDE.findall("scripts/train.py train.lr=1 mrdd.train.x=2 dataset.<key>=") == [
-        "train.lr"
+    assert yaml_text(config_defaults()["stage2.grad_clip"]) == "null"
+    assert {"stage1.epochs", "stage2.epochs", "run.seed"} <= known_keys()
+    assert not {"stage1.epoch", "train.epochs", "model.alpha", "seed"} & known_keys()
+    assert ROW.findall("| `run.x`, `run.y` | `3` | z |") == [("`run.x`, `run.y`", "`3`")]
+    assert KEY_SPAN.findall("see `stage1.lr=1e-3`, `model.consistency(views)`") == ["stage1.lr"]
+    assert OVERRIDE.findall("scripts/train.py stage1.lr=1 mrdd.train.x=2 dataset.<key>=") == [
+        "stage1.lr"
     ]
+    assert row_defaults("`stage1.epochs`, `stage2.epochs`", "`30`, `15`") == {
+        "stage1.epochs": "30",
+        "stage2.epochs": "15",
+    }
+    assert row_defaults("`run.a`, `run.b`", "`[1, 2]`") == {
+        "run.a": "`[1, 2]`",
+        "run.b": "`[1, 2]`",
+    }
+    assert OVERRIDE.findall("python scripts/train.py train.lr=1") == ["train.lr"]  # an old key
+    page = "# C\n## `run`\nx\n## Renamed keys\n### Old\n`train.lr`\n## `eval`\ny\n"
+    assert split_renamed(page) == (
+        "# C\n## `run`\nx\n## `eval`\ny\n",
+        "## Renamed keys\n### Old\n`train.lr`\n",
+    )
 
 
 def pages() -> list[Path]:
@@ -133,7 +177,9 @@ def pages() -> list[Path]:
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
 def test_keys_named_in_docs_exist(page: Path) -> None:
-    text = page.read_text()
+    text, renamed = split_renamed(page.read_text())
     named = set(KEY_SPAN.findall(text)) | set(OVERRIDE.findall(text))
+    # the "Renamed keys" section names the old keys, and nothing else that does not exist
+    named |= set(KEY_SPAN.findall(renamed)) - set(RENAMED_KEYS)
     unknown = sorted(named - known_keys() - set(FILES))
     assert not unknown, f"{page.name} names keys that mrdd/config.py does not have: {unknown}"

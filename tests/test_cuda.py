@@ -6,7 +6,7 @@ from helpers import make_views
 
 from mrdd.data import Batch, BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
-from mrdd.train.build import consistency_stage, disentangle_stage, place_model
+from mrdd.train import ConsistencyStage, DisentangleStage
 from mrdd.train.device import uses_bf16
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -16,18 +16,17 @@ def test_training_steps_never_wait_for_the_gpu(tiny_config):
     """Any host-device synchronisation inside a step (``.item()``, a tensor used as a
     bool, a blocking copy) raises under the sync debug mode."""
     device = torch.device("cuda")
-    tiny_config.train.precision = "auto"
-    assert uses_bf16(device, tiny_config.train.precision)
+    tiny_config.run.precision = "auto"
+    assert uses_bf16(device, tiny_config.run.precision)
     data = MultiViewData(*make_views(16)).to(device)
     views, shapes = data.views, data.view_shapes
-    stage1 = consistency_stage(
-        place_model(ConsistencyModel(shapes, tiny_config.model), tiny_config, device),
-        tiny_config,
-        device,
+    stage1 = ConsistencyStage.around(
+        ConsistencyModel(shapes, tiny_config.model), tiny_config, device
     )
-    model = place_model(MRDD(shapes, tiny_config.model), tiny_config, device)
-    stage2 = disentangle_stage(model, tiny_config, device)
-    cached = disentangle_stage(model, tiny_config, device, train_data=data)  # c looked up
+    model = MRDD(shapes, tiny_config.model)
+    stage2 = DisentangleStage.around(model, tiny_config, device)
+    cached = DisentangleStage.around(model, tiny_config, device)
+    cached.cache_codes(data, tiny_config.stage2.inference_batch_size)  # c looked up
     batch = next(iter(BatchLoader(data, 8))).to(device)
     whole = Batch.of(views)
     stage1.model.train()

@@ -121,7 +121,7 @@ def test_single_class_data_stops_the_script_before_training(tmp_path, monkeypatc
     write_image_npz(npz, labels=np.zeros(48, np.int64))
     with pytest.raises(SystemExit) as exited:
         run_train_script(
-            monkeypatch, "dataset=npz", f"dataset.path={npz}", "device=cpu",
+            monkeypatch, "dataset=npz", f"dataset.path={npz}", "run.device=cpu",
             f"hydra.run.dir={tmp_path / 'run'}",
         )  # fmt: skip
     assert exited.value.code == 2

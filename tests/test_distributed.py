@@ -38,8 +38,7 @@ import mrdd.models.specific
 from mrdd.config import RunConfig
 from mrdd.data import Batch, BatchLoader, MultiViewData
 from mrdd.models import MRDD, ConsistencyModel
-from mrdd.train import run
-from mrdd.train.build import consistency_stage, disentangle_stage
+from mrdd.train import ConsistencyStage, DisentangleStage, run
 from mrdd.train.distributed import DistContext, distributed_session
 
 WORLD_SIZE = 2
@@ -53,16 +52,9 @@ def _config(dataset: dict) -> RunConfig:
         {
             "dataset": dataset,
             "model": {**TINY_MODEL, "backbone": backbone},
-            "train": {
-                "epochs": 1,
-                "batch_size": GLOBAL_BATCH,
-                "disentangle_epochs": None,  # stage 2 follows stage 1
-                "disentangle_batch_size": None,
-                "lr": 1e-2,
-                "mask_ratio": 0.0,
-                "log_every": 1,
-                "eval_every": 0,
-            },
+            "stage1": {"epochs": 1, "batch_size": GLOBAL_BATCH, "lr": 1e-2, "mask_ratio": 0.0},
+            "stage2": {"epochs": 1, "batch_size": GLOBAL_BATCH, "lr": 1e-2},
+            "run": {"device": "cpu", "log_every": 1, "eval_every": 0},
             # KMeans only: a spawned rank's first UMAP would compile numba kernels for ~15 s
             "eval": {
                 "n_seeds": 1,
@@ -71,7 +63,6 @@ def _config(dataset: dict) -> RunConfig:
                 "figures": False,
                 "clustering": ["kmeans"],
             },
-            "device": "cpu",
         }
     )
 
@@ -100,11 +91,11 @@ def _one_step_of_each_stage(cfg: RunConfig, views: list[torch.Tensor], ctx: Dist
     shapes = [tuple(x.shape[1:]) for x in views]
     torch.manual_seed(0)
     consistency = ConsistencyModel(shapes, cfg.model).train()
-    consistency_stage(consistency, cfg, CPU, ctx).step(Batch.of(views))
+    ConsistencyStage.around(consistency, cfg, CPU, ctx).step(Batch.of(views))
     model = MRDD(shapes, cfg.model)
     model.consistency.load_state_dict(consistency.state_dict())
     model.train()
-    disentangle_stage(model, cfg, CPU, ctx).step(Batch.of(views))
+    DisentangleStage.around(model, cfg, CPU, ctx).step(Batch.of(views))
     return {"stage1": _snapshot(consistency), "stage2": _snapshot(model)}
 
 
@@ -124,7 +115,7 @@ def _worker(rank: int, ports: list[int], tmp: Path, dataset: dict) -> None:
     os.environ["MASTER_PORT"] = str(ports[0])
     with distributed_session(CPU) as (ctx, _):
         loader = BatchLoader(
-            _global_batch(), GLOBAL_BATCH, shuffle=False, rank=ctx.rank, world_size=ctx.world_size
+            _global_batch(), GLOBAL_BATCH, shuffle=False, shard=(ctx.rank, ctx.world_size)
         )
         views = next(iter(loader)).views
         torch.save(_one_step_of_each_stage(cfg, views, ctx), tmp / f"step_rank{rank}.pt")
@@ -205,16 +196,16 @@ def test_torchrun_trains_with_the_train_script_and_one_run_directory(tmp_path):
     overrides = [
         "dataset=npz",
         f"dataset.path={dataset['path']}",
-        "train.epochs=1",
-        f"train.batch_size={GLOBAL_BATCH}",
-        "train.disentangle_epochs=1",  # the defaults give stage 2 its own budget
-        f"train.disentangle_batch_size={GLOBAL_BATCH}",
+        "stage1.epochs=1",
+        f"stage1.batch_size={GLOBAL_BATCH}",
+        "stage2.epochs=1",  # the defaults give stage 2 its own budget
+        f"stage2.batch_size={GLOBAL_BATCH}",
         *TINY_MODEL_OVERRIDES,
         "eval.n_seeds=1",
         "eval.classifiers=[]",
         "eval.regressors=[]",
-        "train.eval_every=0",
-        "device=cpu",
+        "run.eval_every=0",
+        "run.device=cpu",
     ]
     script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

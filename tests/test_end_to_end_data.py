@@ -19,13 +19,8 @@ def _config(dataset: dict, batch_size: int = 32, figures: bool = True) -> RunCon
         {
             "dataset": dataset,
             "model": TINY,
-            "train": {
-                "epochs": 1,
-                "batch_size": batch_size,
-                "disentangle_epochs": None,  # stage 2 follows stage 1
-                "disentangle_batch_size": None,
-                "mask_patch_size": 2,
-            },
+            "stage1": {"epochs": 1, "batch_size": batch_size, "mask_patch_size": 2},
+            "stage2": {"epochs": 1, "batch_size": batch_size},
             # the cheap parts of the evaluation (tests/test_evaluation.py runs the rest)
             "eval": {
                 "n_seeds": 1,
@@ -36,7 +31,7 @@ def _config(dataset: dict, batch_size: int = 32, figures: bool = True) -> RunCon
                 "regressors": ["ridge"],
                 "figures": figures,
             },
-            "device": "cpu",
+            "run": {"device": "cpu"},
         }
     )
 

@@ -86,10 +86,10 @@ def test_the_benchmark_reports_a_checkpoint_error_as_one_line(tmp_path):
         *TINY_MODEL_OVERRIDES,
         "dataset=npz",
         f"dataset.path={tmp_path / 'tiny.npz'}",
-        "train.disentangle_batch_size=8",
+        "stage2.batch_size=8",
         "stage=disentangle",
         f"consistency_ckpt={tmp_path / 'none.pt'}",
-        "device=cpu",
+        "run.device=cpu",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -21,7 +21,7 @@ from mrdd.config import ConfigError, RunConfig
 from mrdd.data import MultiViewData
 from mrdd.eval import extract_codes, metrics_markdown, named_representations
 from mrdd.eval.figures import RECORD_META
-from mrdd.eval.gallery import write_figures
+from mrdd.eval.gallery import SplitCodes, write_figures
 from mrdd.eval.manifold import manifold_codes
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.protocol import mlp_skip_reason, redundancy_rows
@@ -79,16 +79,10 @@ def trained_run(tmp_path_factory) -> tuple[Path, dict]:
         {
             "dataset": {"name": "npz", "path": str(root / "tiny.npz")},
             "model": TINY_MODEL,
-            "train": {
-                "epochs": EPOCHS,
-                "batch_size": 8,
-                "disentangle_epochs": None,  # stage 2 follows stage 1
-                "disentangle_batch_size": None,
-                "log_every": 1,
-                "eval_every": 1,
-            },
+            "stage1": {"epochs": EPOCHS, "batch_size": 8},
+            "stage2": {"epochs": EPOCHS, "batch_size": 8},
+            "run": {"device": "cpu", "log_every": 1, "eval_every": 1},
             "eval": {"n_seeds": N_SEEDS, "num_figure_samples": 4},
-            "device": "cpu",
         }
     )
     metrics = run(cfg, root / "run")
@@ -293,7 +287,7 @@ def test_mlp_redundancy_is_skipped_with_its_reason_on_a_too_small_split():
 def test_monitor_probes_every_n_epochs_only(tmp_path, tiny_splits, tiny_config):
     model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
     cfg = tiny_config.with_overrides(
-        {"train": {"eval_every": 2}, "eval": {"progress_samples": 6, "batch_size": 4}}
+        {"run": {"eval_every": 2}, "eval": {"progress_samples": 6, "batch_size": 4}}
     )
     monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, torch.device("cpu"))
     callback = monitor.callback("consistency", model)
@@ -319,9 +313,7 @@ def test_vector_views_get_line_plots_and_no_image_grids(tmp_path, tiny_config, c
     reps = named_representations(codes.c, codes.s, 0)
     embedded = manifold_codes({"train": reps}, ["train"], ["C", "C+S_best"], cfg.eval, 0)
     with caplog.at_level(logging.INFO, logger="mrdd"):
-        written = write_figures(
-            model, data, reps, {}, cfg, torch.device("cpu"), tmp_path, embedded["train"]
-        )
+        written = write_figures(model, data, SplitCodes(reps, embedded["train"]), {}, cfg, tmp_path)
     assert written == [
         "reconstructions.png", "swap_view0.png", "samples_view0.png", "tsne.png", "umap.png",
     ]  # fmt: skip
@@ -348,7 +340,7 @@ def test_monitor_probes_the_c_plus_s_best_that_the_evaluation_names(
     cpu = torch.device("cpu")
     model = MRDD(tiny_splits.view_shapes, tiny_config.model)
     cfg = tiny_config.with_overrides(
-        {"train": {"eval_every": 1}, "eval": {"progress_samples": 6, "batch_size": 4}}
+        {"run": {"eval_every": 1}, "eval": {"progress_samples": 6, "batch_size": 4}}
     )
     monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, cpu)
     codes = extract_codes(model, monitor.probe, 4, cpu)
@@ -366,7 +358,7 @@ def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(
     model = ConsistencyModel(tiny_splits.view_shapes, tiny_config.model)
 
     def log_epochs(first: int, last: int, loss: float, resume: bool) -> None:
-        cfg = tiny_config.with_overrides({"train": {"eval_every": 0}})
+        cfg = tiny_config.with_overrides({"run": {"eval_every": 0}})
         monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, torch.device("cpu"), resume)
         callback = monitor.callback("consistency", model)
         for epoch in range(first, last):

@@ -80,15 +80,15 @@ def test_the_checks_compose_the_existing_scripts_at_the_paper_setting(tmp_path):
         assert cmd[1] == "scripts/benchmark.py"
         assert {
             "experiment=paper_edge_mnist",
-            "device=cuda:1",
-            "train.precision=bf16",
-            "train.channels_last=true",
-            f"train.compile={compiled}",
+            "run.device=cuda:1",
+            "run.precision=bf16",
+            "run.channels_last=true",
+            f"run.compile={compiled}",
             "benchmark.steps=7",
             f"benchmark.json={tmp_path / name / 'benchmark.json'}",
         } <= set(cmd)
     assert cmds["training"][1] == "scripts/train.py"
-    assert {"train.epochs=2", "train.disentangle_epochs=2"} <= set(cmds["training"])
+    assert {"stage1.epochs=2", "stage2.epochs=2"} <= set(cmds["training"])
     assert gpu_check.BUDGET_S < 8 * 60 <= sum(gpu_check.LIMITS_S.values())
 
 

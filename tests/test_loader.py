@@ -45,7 +45,7 @@ def test_permutations_are_seeded_per_epoch_and_unshuffled_order_is_the_rows():
 
 def test_rank_shards_together_are_the_single_process_batch():
     whole = _indices(BatchLoader(_data(), 8, seed=2), epoch=1)
-    shards = [_indices(BatchLoader(_data(), 8, seed=2, rank=r, world_size=2), 1) for r in (0, 1)]
+    shards = [_indices(BatchLoader(_data(), 8, seed=2, shard=(r, 2)), 1) for r in (0, 1)]
     for batch, first, second in zip(whole, *shards, strict=True):
         assert len(first) == len(second) == 4
         assert first + second == batch
@@ -53,7 +53,7 @@ def test_rank_shards_together_are_the_single_process_batch():
 
 def test_batch_sizes_that_cannot_work_are_refused():
     with pytest.raises(DataError, match="not divisible by the 3 processes"):
-        BatchLoader(_data(), 8, world_size=3)
+        BatchLoader(_data(), 8, shard=(0, 3))
     with pytest.raises(DataError, match="larger than the 20 samples"):
         BatchLoader(_data(), 21)
     with pytest.raises(DataError, match="must be positive"):

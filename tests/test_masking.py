@@ -93,5 +93,5 @@ def test_view_dropout_is_deterministic_under_its_generator_and_refuses_bad_rates
     ]
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
     for rate in (-0.1, 1.5):
-        with pytest.raises(ConfigError, match=r"train.view_dropout must be in \[0, 1\]"):
+        with pytest.raises(ConfigError, match=r"stage1.view_dropout must be in \[0, 1\]"):
             drop_views_per_sample(weights, rate)

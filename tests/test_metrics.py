@@ -109,7 +109,7 @@ def test_evaluate_clustering_on_separated_blobs():
 
 def test_evaluate_classification_on_separable_data():
     x, y = make_blobs(n_samples=300, centers=3, n_features=5, cluster_std=1.0, random_state=0)
-    result = evaluate_classification(x[:200], y[:200], x[200:], y[200:], n_seeds=3)
+    result = evaluate_classification((x[:200], y[:200]), (x[200:], y[200:]), n_seeds=3)
     assert set(result) == {"svm", "linear", "n_runs"}
     assert result["n_runs"] == 3
     for name in ("svm", "linear"):
@@ -118,10 +118,10 @@ def test_evaluate_classification_on_separable_data():
             assert set(summary) == SUMMARY_KEYS
             assert len(summary["runs"]) == 3
         assert result[name]["accuracy"]["mean"] > 0.95
-    again = evaluate_classification(x[:200], y[:200], x[200:], y[200:], n_seeds=3)
+    again = evaluate_classification((x[:200], y[:200]), (x[200:], y[200:]), n_seeds=3)
     assert again == result  # seeded subsamples make the evaluation reproducible
     only_linear = evaluate_classification(
-        x[:200], y[:200], x[200:], y[200:], n_seeds=1, classifiers=("linear",)
+        (x[:200], y[:200]), (x[200:], y[200:]), n_seeds=1, classifiers=("linear",)
     )
     assert set(only_linear) == {"linear", "n_runs"}
 
@@ -153,11 +153,11 @@ def test_input_validation_messages():
     with pytest.raises(ValueError, match="n_seeds"):
         evaluate_clustering(x, [0, 1, 0, 1], 2, n_seeds=0)
     with pytest.raises(ValueError, match="feature dimension"):
-        evaluate_classification(x, [0, 1, 0, 1], np.zeros((2, 3)), [0, 1])
+        evaluate_classification((x, [0, 1, 0, 1]), (np.zeros((2, 3)), [0, 1]))
     with pytest.raises(ValueError, match="single class"):
-        evaluate_classification(x, [0, 0, 0, 0], x, [0, 0, 0, 0])
+        evaluate_classification((x, [0, 0, 0, 0]), (x, [0, 0, 0, 0]))
     with pytest.raises(ValueError, match="classifiers"):
-        evaluate_classification(x, [0, 1, 0, 1], x, [0, 1, 0, 1], classifiers=("knn",))
+        evaluate_classification((x, [0, 1, 0, 1]), (x, [0, 1, 0, 1]), classifiers=("knn",))
     with pytest.raises(ValueError, match="regressor must be one of"):
         redundancy_r2(np.zeros((20, 2)), np.zeros((20, 1)), regressor="forest")
     with pytest.raises(ValueError, match="test_fraction"):
@@ -178,6 +178,6 @@ def test_evaluate_classification_keeps_a_class_with_one_training_sample():
     x, y = make_blobs(n_samples=60, centers=2, cluster_std=0.5, random_state=0)
     train_x, train_y = np.vstack([x[:40], [[50.0, 50.0]]]), np.append(y[:40], 2)
     result = evaluate_classification(
-        train_x, train_y, x[40:], y[40:], n_seeds=2, classifiers=("linear",)
+        (train_x, train_y), (x[40:], y[40:]), n_seeds=2, classifiers=("linear",)
     )
     assert result["linear"]["accuracy"]["mean"] > 0.95

@@ -9,7 +9,7 @@ import torch
 from helpers import TINY_MODEL, make_views, write_image_npz
 
 from mrdd.api import TrainedModel
-from mrdd.config import RunConfig
+from mrdd.config import RunConfig, Stage1Config, Stage2Config
 from mrdd.data import Batch, BatchLoader, DataError, MultiViewData, load_dataset
 from mrdd.data.missing import drop_views, random_availability
 from mrdd.models import (
@@ -125,7 +125,9 @@ def test_losses_ignore_absent_views():
     def stage1_loss(x: list[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
         x = zero_absent_views(x, w)
         out = model.consistency(x)
-        return consistency_loss(out.mu, out.logvar, out.reconstructions, x, w, model.cfg)["loss"]
+        return consistency_loss(out.mu, out.logvar, out.reconstructions, x, w, Stage1Config())[
+            "loss"
+        ]
 
     stage1 = [stage1_loss(x, weights) for x in (views, scrambled)]
     assert torch.equal(stage1[0], stage1[1])
@@ -135,7 +137,7 @@ def test_losses_ignore_absent_views():
         c = model.consistent_code(x)
         outputs = model.specific(x, c)
         predictions = model.club([out.s for out in outputs])
-        stage2.append(view_model_loss(x, outputs, predictions, c, weights, model.cfg)["loss"])
+        stage2.append(view_model_loss(x, outputs, predictions, c, weights, Stage2Config())["loss"])
     assert torch.allclose(stage2[0], stage2[1])
     complete = stage1_loss(views, view_weights(views))
     assert not torch.allclose(complete, stage1[0])
@@ -156,20 +158,19 @@ def test_impute_predicts_missing_views_better_than_the_mean():
     cfg = RunConfig.from_dict(
         {
             "model": {**TINY_MODEL, "c_dim": 4, "backbone": {"mlp_hidden": [32]}},
-            "train": {"batch_size": 64, "lr": 3e-3, "mask_ratio": 0.5, "club_lr": 3e-3},
-            "device": "cpu",
+            "stage1": {"batch_size": 64, "lr": 3e-3, "mask_ratio": 0.5},
+            "stage2": {"lr": 3e-3, "club_lr": 3e-3},
+            "run": {"device": "cpu"},
         }
     )
     train = _latent_views(256, seed=0)
     shapes = [(12,), (12,)]
-    stage1 = ConsistencyStage(
-        ConsistencyModel(shapes, cfg.model), cfg.model, cfg.train, torch.device("cpu")
-    )
+    stage1 = ConsistencyStage(ConsistencyModel(shapes, cfg.model), cfg, torch.device("cpu"))
     for _ in range(300):
         stage1.step(Batch.of(train))
     model = MRDD(shapes, cfg.model)
     model.consistency.load_state_dict(stage1.model.state_dict())
-    stage2 = DisentangleStage(model, cfg.train, torch.device("cpu"))
+    stage2 = DisentangleStage(model, cfg, torch.device("cpu"))
     for _ in range(100):
         stage2.step(Batch.of(train))
     model.eval()
@@ -185,7 +186,7 @@ def test_impute_predicts_missing_views_better_than_the_mean():
     assert [x.shape for x in stage1] == [x.shape for x in test]
     assert trained.best_imputer == "specific"  # "auto": the measured best for this training
     with_dropout = TrainedModel(
-        cfg.with_overrides({"train": {"view_dropout": 0.5}}), shapes, model, best_view=0
+        cfg.with_overrides({"stage1": {"view_dropout": 0.5}}), shapes, model, best_view=0
     )
     assert with_dropout.best_imputer == "consistency"
     for auto, explicit in zip(with_dropout.impute(test, available), stage1, strict=True):
@@ -209,7 +210,8 @@ def test_a_run_trains_and_evaluates_with_missing_views(tmp_path):
         tmp_path / "d.npz",
         dataset=dataset,
         eval={"n_seeds": 1, "classifiers": [], "regressors": [], "figures": False},
-        train={"epochs": 1, "batch_size": 8, "eval_every": 0},
+        stage1={"epochs": 1, "batch_size": 8},
+        run={"eval_every": 0},
     )
     metrics = run(RunConfig.from_dict(config), tmp_path / "run")
     (acc,) = [
@@ -269,12 +271,13 @@ def test_view_dropout_makes_c_from_one_view_agree_with_c_from_both(seed):
         cfg = RunConfig.from_dict(
             {
                 "model": {**TINY_MODEL, "c_dim": 2},
-                "train": {"lr": 3e-3, "mask_ratio": 0.3, "view_dropout": rate},
-                "device": "cpu",
+                "stage1": {"lr": 3e-3, "mask_ratio": 0.3, "view_dropout": rate},
+                "stage2": {"lr": 3e-3},
+                "run": {"device": "cpu"},
             }
         )
         model = ConsistencyModel([(8,), (8,)], cfg.model)
-        stage = ConsistencyStage(model, cfg.model, cfg.train, torch.device("cpu"))
+        stage = ConsistencyStage(model, cfg, torch.device("cpu"))
         for _ in range(200):
             rows = torch.randint(0, 256, (64,))
             stage.step(Batch.of([x[rows] for x in views]))

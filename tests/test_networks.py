@@ -68,7 +68,7 @@ def test_the_worked_example_trains_both_stages_and_its_run_loads(example, tmp_pa
     cfg = tiny_run_dict(
         tmp_path / "data.npz",
         model={"networks": every_role(patch=4)},
-        train={"epochs": 2},
+        stage1={"epochs": 2},
         eval=TINY_EVAL,
     )
     metrics = run(RunConfig.from_dict(cfg), tmp_path / "run")
@@ -101,7 +101,7 @@ def user_stage1(example, tmp_path_factory) -> Path:
         tmp / "data.npz",
         stage="consistency",
         model={"networks": every_role(patch=4)},
-        train={"epochs": 1},
+        stage1={"epochs": 1},
         eval=TINY_EVAL,
     )
     run(RunConfig.from_dict(cfg), tmp / "run")
@@ -115,7 +115,7 @@ def test_stage2_starts_from_a_user_stage1_only_with_the_same_networks(user_stage
         stage="disentangle",
         consistency_ckpt=str(user_stage1 / "consistency.pt"),
         model={"networks": {**networks, "specific_encoder": {}}},  # stage 2's own: any
-        train={"epochs": 1},
+        stage1={"epochs": 1},
         eval=TINY_EVAL,
     )
     run(RunConfig.from_dict(cfg), tmp_path / "same")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mrdd.config import ModelConfig
+from mrdd.config import Stage1Config, Stage2Config
 from mrdd.models import (
     CLUB,
     SpecificOutput,
@@ -28,7 +28,7 @@ def test_weighted_mean_by_hand():
 
 def test_consistency_loss_by_hand():
     """Two samples, one 2-feature view and one 1-feature view; sample 1 lacks view 1."""
-    cfg = ModelConfig(alpha=2.0, beta_c=0.5)
+    cfg = Stage1Config(alpha=2.0, beta_c=0.5)
     views = [torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0], [5.0]])]
     recons = [torch.tensor([[0.0, 0.0], [0.0, 2.0]]), torch.tensor([[3.0], [0.0]])]
     mu, logvar = torch.tensor([[1.0], [0.0]]), torch.zeros(2, 1)
@@ -98,7 +98,7 @@ def test_sampled_club_pairs_each_sample_with_one_permuted_code():
 
 def test_view_model_loss_is_recon_plus_weighted_kl_and_club():
     torch.manual_seed(0)
-    cfg = ModelConfig(c_dim=2, v_dim=3, beta_s=0.3, club_weight=2.0)
+    cfg = Stage2Config(beta_s=0.3, club_weight=2.0)
     club = CLUB(3, 2, 8)
     x = torch.rand(6, 4)
     mu, logvar = torch.randn(6, 3), torch.randn(6, 3) * 0.1

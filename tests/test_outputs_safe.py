@@ -17,7 +17,7 @@ import pytest
 import torch
 from helpers import tiny_run_dict, tiny_script_overrides, train_script_result, write_image_npz
 
-from mrdd.config import STAGE2_SETTINGS, RunConfig
+from mrdd.config import RunConfig
 from mrdd.data import DataError
 from mrdd.train import CheckpointError, resume, run
 from mrdd.train.rundir import (
@@ -30,7 +30,9 @@ from mrdd.train.rundir import (
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = {
-    "train": {"epochs": 1, "eval_every": 0},
+    "stage1": {"epochs": 1},
+    "stage2": {"epochs": 1},
+    "run": {"eval_every": 0},
     "eval": {"classifiers": [], "regressors": [], "figures": False},
 }
 
@@ -62,7 +64,8 @@ def _train_script_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def _stage1_overrides(npz: Path) -> list[str]:
     """:func:`tiny_script_overrides` for stage=consistency: without the stage-2 settings,
     which that stage refuses when named."""
-    kept = [o for o in tiny_script_overrides(npz) if o.split("=")[0] not in STAGE2_SETTINGS]
+    stage2_only = ("stage2.", "model.club_hidden=")  # refused by stage=consistency
+    kept = [o for o in tiny_script_overrides(npz) if not o.startswith(stage2_only)]
     return [*kept, "stage=consistency", "eval.classifiers=[]", "eval.regressors=[]"]
 
 
@@ -147,11 +150,11 @@ def test_a_refused_resume_leaves_the_runs_record_as_it_was(finished, tmp_path):
     for name in ("config.json", "run_info.json", "consistency.pt", "consistency_state.pt"):
         (run_dir / name).write_bytes((finished / name).read_bytes())
     config = json.loads((run_dir / "config.json").read_text())
-    config["train"]["lr"] = 0.5  # edited after the run: its saved state no longer fits
+    config["stage1"]["lr"] = 0.5  # edited after the run: its saved state no longer fits
     (run_dir / "config.json").write_text(json.dumps(config))
     before = (run_dir / "run_info.json").read_bytes()
     assert json.loads(before)["status"] == "finished"
-    with pytest.raises(CheckpointError, match="train.lr"):
+    with pytest.raises(CheckpointError, match=r"stage1\.lr \(checkpoint 0\.002, this run 0\.5\)"):
         resume(run_dir)
     assert (run_dir / "run_info.json").read_bytes() == before
     assert "resume refused, the run's record left as it was" in (run_dir / "train.log").read_text()
@@ -218,17 +221,17 @@ def test_a_sweep_runs_its_good_jobs_and_ends_naming_the_bad_one(tmp_path):
     result = train_script_result(
         "-m",
         *_stage1_overrides(npz),
-        "train.eval_every=0",
-        "train.mask_ratio=0.5,1.0,0.3",
+        "run.eval_every=0",
+        "stage1.mask_ratio=0.5,1.0,0.3",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         cwd=tmp_path,
     )
     assert result.returncode == 2
     summary = result.stderr[result.stderr.index("error: 1 sweep job(s) refused") :]
-    assert summary.splitlines()[1].strip().startswith("job 1 (train.mask_ratio=1.0): ")
-    assert "train.mask_ratio must be in [0, 1)" in summary
+    assert summary.splitlines()[1].strip().startswith("job 1 (stage1.mask_ratio=1.0): ")
+    assert "stage1.mask_ratio must be in [0, 1)" in summary
     done = [json.loads((tmp_path / "sweep" / n / "run_info.json").read_text()) for n in "02"]
-    assert [d["config"]["train"]["mask_ratio"] for d in done] == [0.5, 0.3]
+    assert [d["config"]["stage1"]["mask_ratio"] for d in done] == [0.5, 0.3]
     assert all(d["status"] == "finished" for d in done)
 
 

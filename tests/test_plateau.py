@@ -57,15 +57,16 @@ def test_a_stage_that_runs_every_epoch_records_its_best_epoch_too():
         watch.observe(record, torch.nn.Linear(1, 1))
     assert not watch.stopped
     assert records[-1]["plateau_stop"] == 0.0 and records[-1]["plateau_best_epoch"] == 2.0
-    summary = plateau_summary({"disentangle": records}, RunConfig().train)
+    summary = plateau_summary({"disentangle": records}, RunConfig().run)
     assert summary["disentangle"]["stopped"] is False
     assert summary["disentangle"]["best_epoch"] == 2 and summary["disentangle"]["last_epoch"] == 3
 
 
 def test_fit_stops_and_keeps_the_weights_of_the_best_epoch(tiny_config):
     views, labels = make_views(16)
-    model = ConsistencyModel([tuple(v.shape[1:]) for v in views], tiny_config.model)
-    stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, CPU)
+    cfg = tiny_config.with_overrides({"stage1": {"epochs": 8}})
+    model = ConsistencyModel([tuple(v.shape[1:]) for v in views], cfg.model)
+    stage = ConsistencyStage(model, cfg, CPU)
     loader = BatchLoader(MultiViewData(views, labels), 8, shuffle=True, seed=0)
     watch = PlateauStop("consistency", epochs=8, patience=2, metric="acc")
     scores = [0.5, 0.7, 0.6, 0.65, 0.9, 0.9, 0.9, 0.9]  # best 2, then 2 worse: stop after 4
@@ -76,7 +77,7 @@ def test_fit_stops_and_keeps_the_weights_of_the_best_epoch(tiny_config):
         watch.observe(record, model)
         weights[epoch + 1] = {k: v.clone() for k, v in model.state_dict().items()}
 
-    history = fit(stage, loader, 8, tiny_config.train, on_epoch_end=on_epoch_end, plateau=watch)
+    history = fit(stage, loader, on_epoch_end=on_epoch_end, plateau=watch)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     assert history[-1]["plateau_stop"] == 1.0 and history[-1]["plateau_best_epoch"] == 2.0
     final = model.state_dict()
@@ -103,20 +104,19 @@ def _splits_with_poisoned_test(n_val: int = 8) -> DatasetSplits:
 def test_the_probe_reads_val_only_and_stops_on_it(tmp_path, tiny_config):
     splits = _splits_with_poisoned_test()
     cfg = tiny_config.with_overrides(
-        {"train": {"plateau_patience": 1}, "eval": {"progress_samples": 6}}
+        {"stage1": {"epochs": 6}, "run": {"plateau_patience": 1}, "eval": {"progress_samples": 6}}
     )
     monitor = TrainingMonitor(tmp_path, splits, cfg, CPU)
     val_rows = {tuple(row.flatten().tolist()) for row in splits.val.views[0]}
     assert len(monitor.probe) == 6
     assert all(tuple(row.flatten().tolist()) in val_rows for row in monitor.probe.views[0])
     model = ConsistencyModel(splits.view_shapes, cfg.model)
-    stage = ConsistencyStage(model, cfg.model, cfg.train, CPU)
-    watch = PlateauStop.for_stage(cfg.train, "consistency", 6)
+    stage = ConsistencyStage(model, cfg, CPU)
+    watch = PlateauStop.for_stage(cfg.run, "consistency", cfg.stage1.epochs)
     loader = BatchLoader(splits.train, 8, shuffle=True, seed=0)
     history = fit(
-        stage, loader, 6, cfg.train, on_epoch_end=monitor.callback("consistency", model, watch),
-        plateau=watch,
-    )  # fmt: skip
+        stage, loader, on_epoch_end=monitor.callback("consistency", model, watch), plateau=watch
+    )
     monitor.close()
     assert all(0.0 <= r["eval_acc"] <= 1.0 for r in history)  # scores of real, finite data
     assert "plateau_stop" in history[-1]
@@ -127,22 +127,22 @@ def test_the_probe_reads_val_only_and_stops_on_it(tmp_path, tiny_config):
 
 def test_refused_without_a_val_split(tmp_path, tiny_config, tiny_splits):
     assert tiny_splits.val is None
-    cfg = tiny_config.with_overrides({"train": {"plateau_patience": 3}})
+    cfg = tiny_config.with_overrides({"run": {"plateau_patience": 3}})
     with pytest.raises(ConfigError, match="no val split; set dataset.val_fraction > 0"):
         TrainingMonitor(tmp_path, tiny_splits, cfg, CPU)
 
 
 @pytest.mark.parametrize(
-    ("train", "message"),
+    ("runtime", "message"),
     [
         ({"plateau_patience": 0}, "positive number of probes or null"),
-        ({"plateau_patience": 2, "eval_every": 0}, "train.eval_every=0 turns it off"),
+        ({"plateau_patience": 2, "eval_every": 0}, "run.eval_every=0 turns it off"),
         ({"plateau_metric": "f1"}, "plateau_metric"),
     ],
 )
-def test_bad_plateau_settings_are_one_line_errors(train, message):
+def test_bad_plateau_settings_are_one_line_errors(runtime, message):
     with pytest.raises(ConfigError, match=message):
-        RunConfig.from_dict({"train": train})
+        RunConfig.from_dict({"run": runtime})
 
 
 #: Scripted val scores per stage, by probe number: stage 1 peaks at epoch 2 and stops after
@@ -167,7 +167,9 @@ def scripted_probe(monkeypatch):
 
 
 def _plateau_run_config(npz) -> RunConfig:
-    cfg = tiny_run_dict(npz, train={"epochs": 5, "disentangle_epochs": 2, "plateau_patience": 2})
+    cfg = tiny_run_dict(
+        npz, stage1={"epochs": 5}, stage2={"epochs": 2}, run={"plateau_patience": 2}
+    )
     cfg["eval"].update(classifiers=[], regressors=[], figures=False)
     return RunConfig.from_dict(cfg)
 
@@ -184,7 +186,7 @@ def test_a_run_records_the_stop_and_saves_the_best_weights(tmp_path, scripted_pr
         "best_val_score": 0.8,
         "metric": "val eval_acc (one KMeans run on the probe subsample)",
         "patience": 2,
-        "reason": "the val probe did not improve for train.plateau_patience probes",
+        "reason": "the val probe did not improve for run.plateau_patience probes",
     }
     assert metrics["plateau"]["disentangle"]["stopped"] is False
     assert metrics["plateau"]["disentangle"]["best_epoch"] == 2

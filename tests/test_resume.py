@@ -79,15 +79,15 @@ def _overrides(npz: Path) -> list[str]:
         "model.backbone.num_blocks=1",
         "model.backbone.latent_channels=2",
         "model.club_hidden=16",
-        "train.epochs=3",
-        "train.batch_size=8",
-        "train.disentangle_epochs=null",  # stage 2 as stage 1, not the default budget
-        "train.disentangle_batch_size=null",
+        "stage1.epochs=3",
+        "stage1.batch_size=8",
+        "stage2.epochs=3",  # as stage 1, not the default budget
+        "stage2.batch_size=8",
         "eval.n_seeds=2",
         "eval.clustering=[kmeans]",  # as tiny_run_dict; a process's first UMAP compiles ~15 s
         "eval.figures=false",  # (the figures draw a UMAP too)
-        "device=cpu",
-        "deterministic=true",
+        "run.device=cpu",
+        "run.deterministic=true",
     ]
 
 
@@ -134,10 +134,12 @@ class Crash(Exception):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, RunConfig]:
-    """An uninterrupted 3-epoch run: its directory and its config."""
+    """An uninterrupted run of 3 epochs per stage: its directory and its config."""
     tmp = tmp_path_factory.mktemp("reference")
     write_image_npz(tmp / "data.npz")  # 34 training samples (4 more are val): 4 steps per epoch
-    cfg = RunConfig.from_dict(tiny_run_dict(tmp / "data.npz", train={"epochs": 3}))
+    cfg = RunConfig.from_dict(
+        tiny_run_dict(tmp / "data.npz", stage1={"epochs": 3}, stage2={"epochs": 3})
+    )
     run(cfg, tmp / "run")
     return tmp / "run", cfg
 
@@ -169,7 +171,7 @@ def test_crash_mid_epoch_then_resume_with_the_script(tmp_path, monkeypatch, refe
         assert (crashed / "consistency_state.pt").stat().st_mtime_ns == stage1_saved
     assert_same_run(reference_dir, crashed)
     info = json.loads((crashed / "run_info.json").read_text())
-    assert info["seed"] == cfg.seed and len(info["resumed"]) == 1
+    assert info["seed"] == cfg.run.seed and len(info["resumed"]) == 1
     assert {"git_commit", "torch", "cuda", "device"} <= info["resumed"][0]["environment"].keys()
 
 

@@ -40,10 +40,10 @@ NAN_VIEW[5, 0, 0, 0] = np.nan
 # (config sections with {tmp} for the test's folder, npz arrays, error, message)
 BAD_INPUTS = {
     "unknown config key": (
-        {"train": {"epoch": 3}},
+        {"stage1": {"epoch": 3}},
         {},
         ConfigError,
-        r"Unknown config key 'train.epoch'. Did you mean 'train.epochs'\? Valid keys of train: ",
+        r"Unknown config key 'stage1.epoch'. Did you mean 'stage1.epochs'\? Valid keys of stage1: ",
     ),
     "unknown dataset": (
         {"dataset": {"name": "mnist_edges"}},
@@ -52,22 +52,22 @@ BAD_INPUTS = {
         r"Unknown dataset 'mnist_edges'. Known datasets: .*edge_mnist",
     ),
     "mask ratio 1": (
-        {"train": {"mask_ratio": 1.0}},
+        {"stage1": {"mask_ratio": 1.0}},
         {},
         ConfigError,
-        r"train.mask_ratio must be in \[0, 1\) .* got 1.0",
+        r"stage1.mask_ratio must be in \[0, 1\) .* got 1.0",
     ),
     "negative mask ratio": (
-        {"train": {"mask_ratio": -0.1}},
+        {"stage1": {"mask_ratio": -0.1}},
         {},
         ConfigError,
-        r"train.mask_ratio must be in \[0, 1\)",
+        r"stage1.mask_ratio must be in \[0, 1\)",
     ),
     "patch size does not divide the image": (
-        {"train": {"mask_patch_size": 3}},
+        {"stage1": {"mask_patch_size": 3}},
         {},
         ConfigError,
-        r"mask_patch_size=3 does not divide the images of view 0 \(8×8\), view 1 \(8×8\) "
+        r"stage1.mask_patch_size=3 does not divide the images of view 0 \(8×8\), view 1 \(8×8\) "
         r"in data; .* Use one of \[1, 2, 4, 8\]",
     ),
     "views with different sample counts": (
@@ -127,16 +127,16 @@ BAD_INPUTS = {
         r"Checkpoint .*old/consistency.pt does not exist",
     ),
     "batch size larger than the data": (
-        {"train": {"batch_size": 64}},
+        {"stage1": {"batch_size": 64}},
         {},
         ConfigError,
-        r"train.batch_size=64 is larger than the 34 training samples of data; .* at most 34",
+        r"stage1.batch_size=64 is larger than the 34 training samples of data; .* at most 34",
     ),
     "stage-2 batch size larger than the data": (
-        {"train": {"disentangle_batch_size": 39}},
+        {"stage2": {"batch_size": 39}},
         {},
         ConfigError,
-        r"train.disentangle_batch_size=39 is larger than the 34 training samples",
+        r"stage2.batch_size=39 is larger than the 34 training samples",
     ),
 }
 
@@ -168,10 +168,17 @@ def test_bad_input_fails_before_training_with_one_message(tmp_path, case):
     ("args", "message"),
     [
         (["model.c_dim=0"], "error: model.c_dim must be positive, got 0.\n"),
-        (["+train.epoch=3"], "error: Unknown config key 'train.epoch'. Did you mean 'train.epochs"),
-        (["train.lr=nan"], "error: train.lr must be a finite number, got nan.\n"),
+        (
+            ["+stage1.epoch=3"],
+            "error: Unknown config key 'stage1.epoch'. Did you mean 'stage1.epochs",
+        ),
+        (["stage1.lr=nan"], "error: stage1.lr must be a finite number, got nan.\n"),
+        (["run.device=tpu"], "error: run.device must be auto, cpu or cuda[:N], got 'tpu'.\n"),
         (["consistency_ckpt=c.pt"], "error: consistency_ckpt=c.pt is read only by stage="),
-        (["resume=outputs/x", "seed=1"], "error: resume=<run_dir> continues a run with the config"),
+        (
+            ["resume=outputs/x", "run.seed=1"],
+            "error: resume=<run_dir> continues a run with the config",
+        ),
     ],
 )
 def test_script_prints_one_error_line_and_exits_2(tmp_path, monkeypatch, capsys, args, message):
@@ -186,30 +193,32 @@ def test_script_prints_one_error_line_and_exits_2(tmp_path, monkeypatch, capsys,
 def test_override_typo_is_refused_at_composition(tmp_path, monkeypatch, capsys):
     """Hydra's struct mode refuses an override of a key no config file has."""
     with pytest.raises(SystemExit) as exited:
-        run_train_script(monkeypatch, "train.epoch=3", f"hydra.run.dir={tmp_path}")
+        run_train_script(monkeypatch, "stage1.epoch=3", f"hydra.run.dir={tmp_path}")
     assert exited.value.code != 0
-    assert "Could not override 'train.epoch'" in capsys.readouterr().err
+    assert "Could not override 'stage1.epoch'" in capsys.readouterr().err
 
 
 # --- NaN / inf ---------------------------------------------------------------------------
 
 
-def _tiny_stage(tiny_config, kind, **train):
-    """A stage of ``kind`` on 16 samples (2 steps per epoch), with ``train`` settings."""
-    for key, value in train.items():
-        setattr(tiny_config.train, key, value)
+def _tiny_stage(tiny_config, kind, epochs, **runtime):
+    """A stage of ``kind`` on 16 samples (2 steps per epoch) for ``epochs`` epochs, with
+    ``runtime`` settings (the ``run`` section); its config, loader and first module."""
+    section = "stage1" if kind == "consistency" else "stage2"
+    cfg = tiny_config.with_overrides({section: {"epochs": epochs}, "run": runtime})
     torch.manual_seed(0)
     views, labels = make_views(16)
     data = MultiViewData(views, labels, "tiny")
     if kind == "consistency":
-        model = ConsistencyModel(data.view_shapes, tiny_config.model)
-        stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, CPU)
+        model = ConsistencyModel(data.view_shapes, cfg.model)
+        stage = ConsistencyStage(model, cfg, CPU)
         first_module = model
     else:
-        model = MRDD(data.view_shapes, tiny_config.model)
-        stage = DisentangleStage(model, tiny_config.train, CPU)
+        model = MRDD(data.view_shapes, cfg.model)
+        stage = DisentangleStage(model, cfg, CPU)
         first_module = model.specific  # sees the views after the frozen encoder
-    return stage, BatchLoader(data, 8, seed=0), first_module
+    assert stage.settings.epochs == epochs
+    return stage, cfg, BatchLoader(data, 8, seed=0), first_module
 
 
 def poison_inputs(module: torch.nn.Module, steps) -> None:
@@ -241,21 +250,19 @@ def poison_gradient(model: torch.nn.Module, step: int) -> None:
 def test_nonfinite_step_stops_the_run_and_keeps_the_last_good_checkpoint(
     tiny_config, tmp_path, poison, log_every, expected
 ):
-    stage, loader, first_module = _tiny_stage(tiny_config, "consistency", log_every=log_every)
+    stage, cfg, loader, first_module = _tiny_stage(
+        tiny_config, "consistency", 3, log_every=log_every, ckpt_every=1
+    )
     if poison == "inputs":
         poison_inputs(first_module, {3})
     else:
         poison_gradient(stage.model, 3)
-    checkpoint = StageCheckpoint(
-        tmp_path / "consistency_state.pt", tiny_config, loader.data.view_shapes, every=1
-    )
+    checkpoint = StageCheckpoint(tmp_path / "consistency_state.pt", cfg, loader.data.view_shapes)
     saved = {}
     with pytest.raises(NonFiniteLossError) as raised:
         fit(
             stage,
             loader,
-            3,
-            tiny_config.train,
             show_progress=False,
             checkpoint=checkpoint,
             on_epoch_end=lambda epoch, _: saved.update(
@@ -277,9 +284,9 @@ def test_nonfinite_step_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 @pytest.mark.parametrize("kind", ["consistency", "disentangle"])
 def test_skip_nonfinite_skips_and_counts_the_faulty_step(tiny_config, kind):
-    stage, loader, first_module = _tiny_stage(tiny_config, kind, skip_nonfinite=True)
+    stage, _, loader, first_module = _tiny_stage(tiny_config, kind, 3, skip_nonfinite=True)
     poison_inputs(first_module, {3})
-    history = fit(stage, loader, 3, tiny_config.train, show_progress=False)
+    history = fit(stage, loader, show_progress=False)
     assert [rec["skipped_steps"] for rec in history] == [0, 1, 0]
     assert all(np.isfinite(rec["loss"]) for rec in history)
     for optimizer in stage.optimizers:  # 6 steps, one of them not applied
@@ -291,22 +298,24 @@ def test_skip_nonfinite_skips_and_counts_the_faulty_step(tiny_config, kind):
 # Every optimizer step is skipped on purpose, so torch warns that the schedule moved first.
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
 def test_an_epoch_of_only_faulty_steps_stops_even_when_skipping(tiny_config):
-    stage, loader, first_module = _tiny_stage(tiny_config, "consistency", skip_nonfinite=True)
+    stage, _, loader, first_module = _tiny_stage(tiny_config, "consistency", 2, skip_nonfinite=True)
     poison_inputs(first_module, {1, 2})
     with pytest.raises(NonFiniteLossError, match="every step of epoch 1 was non-finite"):
-        fit(stage, loader, 2, tiny_config.train, show_progress=False)
+        fit(stage, loader, show_progress=False)
 
 
 # --- damaged and foreign checkpoints ------------------------------------------------------
 
 
 def _stage2_config(tmp_path: Path, ckpt: Path, **sections) -> RunConfig:
+    """A stage-2 run from ``ckpt``; its stage-1 settings, left at their defaults, are taken
+    from the checkpoint when it runs (none given differently, none refused)."""
     write_image_npz(tmp_path / "data.npz")
-    return RunConfig.from_dict(
-        tiny_run_dict(
-            tmp_path / "data.npz", stage="disentangle", consistency_ckpt=str(ckpt), **sections
-        )
+    config = tiny_run_dict(
+        tmp_path / "data.npz", stage="disentangle", consistency_ckpt=str(ckpt), **sections
     )
+    config["stage1"] = {}
+    return RunConfig.from_dict(config)
 
 
 @pytest.mark.parametrize(
@@ -371,9 +380,9 @@ def test_stage1_checkpoint_of_other_views_is_refused(stage1_run, tmp_path):
 def test_resume_state_of_other_settings_is_refused_naming_them(stage1_run, tmp_path):
     run_dir = copy_run(stage1_run, tmp_path)
     config = json.loads((run_dir / "config.json").read_text())
-    config["train"]["lr"] = 0.01
+    config["stage1"]["lr"] = 0.01
     (run_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"train.lr \(checkpoint 0.002, this run 0.01\)"):
+    with pytest.raises(CheckpointError, match=r"stage1.lr \(checkpoint 0.002, this run 0.01\)"):
         resume(run_dir)
 
 
@@ -381,7 +390,7 @@ def test_mrdd_checkpoint_compares_its_architecture_only(stage1_run):
     payload = {**load_checkpoint(stage1_run / "consistency.pt"), "kind": "mrdd"}
     shapes = payload["view_shapes"]
     config = copy.deepcopy(payload["config"])
-    config["train"]["lr"] = 0.1
+    config["stage1"]["lr"] = config["stage2"]["lr"] = 0.1
     check_compatible(payload, RunConfig.from_dict(config), shapes, "mrdd.pt")  # lr is no matter
     config["model"]["v_dim"] = 7
     with pytest.raises(CheckpointError) as raised:

@@ -56,19 +56,21 @@ def test_missing_rate_1_is_refused_by_the_config_and_by_the_mask_sampler_alike()
 def test_stage1_rates_are_refused_with_the_configs_own_message(key, bad, apply):
     with pytest.raises(ConfigError) as err:
         apply(bad)
-    assert str(err.value) == _config_error({"train": {key: bad}})
+    assert str(err.value) == _config_error({"stage1": {key: bad}})
 
 
 def test_patch_divisibility_has_one_message_before_training_and_in_masking():
     views = [torch.rand(16, 1, 9, 9), torch.rand(16, 5)]
     data = MultiViewData(views, torch.arange(16) % 2, "nines")
     splits = DatasetSplits(train=data, test=data, num_classes=2, name="nines")
-    cfg = RunConfig.from_dict({"train": {"mask_patch_size": 2, "batch_size": 8}, "device": "cpu"})
+    cfg = RunConfig.from_dict(
+        {"stage1": {"mask_patch_size": 2, "batch_size": 8}, "run": {"device": "cpu"}}
+    )
     with pytest.raises(ConfigError) as before:
         validate_against_data(cfg, splits)
     with pytest.raises(ConfigError) as during:
         mask_view(views[0], 0.5, 2)
-    expected = "train.mask_patch_size=2 does not divide the images of view 0 (9×9) in {}; "
+    expected = "stage1.mask_patch_size=2 does not divide the images of view 0 (9×9) in {}; "
     expected += "masking cuts images into whole patches. Use one of [1, 3, 9]."
     assert str(before.value) == expected.format("nines")
     assert str(during.value) == expected.format("the data")

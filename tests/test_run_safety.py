@@ -17,13 +17,15 @@ from mrdd.train import run
 from mrdd.train.rundir import RunDirectoryError
 
 
-def _tiny_cfg(npz: Path, **sections) -> RunConfig:
+def _tiny_cfg(npz: Path, **runtime) -> RunConfig:
+    """A one-epoch run of each stage; ``runtime``: settings of its ``run`` section."""
     return RunConfig.from_dict(
         tiny_run_dict(
             npz,
-            train={"epochs": 1, "eval_every": 0},
+            stage1={"epochs": 1},
+            stage2={"epochs": 1},
+            run={"eval_every": 0, **runtime},
             eval={"classifiers": [], "regressors": [], "figures": False},
-            **sections,
         )
     )
 
@@ -122,7 +124,7 @@ def test_the_script_refuses_a_run_directory_before_hydra_writes_into_it(finished
     (out / ".hydra").mkdir(exist_ok=True)
     (out / ".hydra" / "config.yaml").write_text("the old run's composition record\n")
     before = _digest(out)
-    result = train_script_result(f"hydra.run.dir={out}", "device=cpu", cwd=out.parent)
+    result = train_script_result(f"hydra.run.dir={out}", "run.device=cpu", cwd=out.parent)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "resume=" in lines[0]
@@ -139,7 +141,7 @@ def test_the_script_names_a_run_directory_it_cannot_create(tmp_path):
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
     """Two processes at once, on data that does not exist: each fails in its own folder."""
-    args = ("dataset=npz", f"dataset.path={tmp_path / 'missing.npz'}", "device=cpu")
+    args = ("dataset=npz", f"dataset.path={tmp_path / 'missing.npz'}", "run.device=cpu")
     procs = [_train_script_process(*args, cwd=tmp_path) for _ in range(2)]
     for proc in procs:
         proc.communicate(timeout=120)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,20 @@ def stage1(tmp_path_factory) -> Path:
     cfg = tiny_run_dict(
         tmp / "data.npz",
         stage="consistency",
-        train=STAGE1,
+        stage1=STAGE1,
         eval={"classifiers": [], "regressors": [], "figures": False},
     )
     run(RunConfig.from_dict(cfg), tmp / "run")
     return tmp / "run" / "consistency.pt"
 
 
-def _stage2_dict(ckpt: Path, **train) -> dict:
+def _stage2_dict(ckpt: Path, stage1: dict | None = None, **sections) -> dict:
+    """A stage-2 run from ``ckpt``: its ``stage1`` section holds only the settings given
+    (``stage1``), the others left at their defaults; ``sections`` update the rest."""
     npz = ckpt.parent.parent / "data.npz"
-    return tiny_run_dict(npz, stage="disentangle", consistency_ckpt=str(ckpt), train=train)
+    config = tiny_run_dict(npz, stage="disentangle", consistency_ckpt=str(ckpt), **sections)
+    config["stage1"] = dict(stage1 or {})
+    return config
 
 
 @pytest.mark.parametrize("name", sorted(DATASET_SCHEMAS))
@@ -111,23 +116,33 @@ def test_the_script_refuses_a_mistyped_dataset_key_before_config_json(tmp_path):
 
 
 def test_stage2_alone_records_the_stage1_settings_of_its_checkpoint(stage1):
-    settled = settled_config(RunConfig.from_dict(_stage2_dict(stage1, epochs=2)))
-    train = settled.train
-    assert (train.mask_ratio, train.view_dropout, train.calibrate_bn) == (0.5, 0.5, False)
-    # stage 2's budget (train.epochs=2 with a null disentangle_epochs) is kept, spelled out
-    assert (train.epochs, train.disentangle_epochs) == (1, 2)
-    assert (train.batch_size, train.disentangle_batch_size) == (8, 8)
+    settled = settled_config(
+        RunConfig.from_dict(_stage2_dict(stage1, stage2={"epochs": 2, "batch_size": 4}))
+    )
+    first = settled.stage1
+    assert (first.mask_ratio, first.view_dropout, first.calibrate_bn) == (0.5, 0.5, False)
+    # stage 1's budget is the checkpoint's; stage 2's own budget is kept
+    assert (first.epochs, first.batch_size) == (1, 8)
+    assert (settled.stage2.epochs, settled.stage2.batch_size) == (2, 4)
 
 
-def test_stage2_alone_refuses_a_stage1_setting_given_differently(stage1):
-    cfg = RunConfig.from_dict(_stage2_dict(stage1, mask_ratio=0.3))
+def test_stage2_alone_refuses_a_named_stage1_setting_and_adopts_the_others(stage1, caplog):
+    named = ["stage1.mask_ratio"]
+    cfg = RunConfig.from_dict(_stage2_dict(stage1, {"mask_ratio": 0.3}))
     with pytest.raises(
-        ConfigError, match=r"train.mask_ratio=0.3 .* trained with train.mask_ratio=0.5"
+        ConfigError, match=r"stage1.mask_ratio=0.3 .* trained with stage1.mask_ratio=0.5"
     ):
-        settled_config(cfg)
+        settled_config(cfg, named=named)
     # named on the command line, even the default value is refused
-    with pytest.raises(ConfigError, match=r"train.view_dropout=0.0 .*train.view_dropout=0.5"):
-        settled_config(RunConfig.from_dict(_stage2_dict(stage1)), named=["train.view_dropout"])
+    with pytest.raises(ConfigError, match=r"stage1.view_dropout=0.0 .*stage1.view_dropout=0.5"):
+        settled_config(RunConfig.from_dict(_stage2_dict(stage1)), named=["stage1.view_dropout"])
+    # not named (a preset's, a dict's): the checkpoint's value is recorded, and logged
+    cfg = RunConfig.from_dict(_stage2_dict(stage1, {"mask_ratio": 0.3, "epochs": 2}))
+    with caplog.at_level(logging.INFO, logger="mrdd"):
+        settled = settled_config(cfg)
+    assert (settled.stage1.mask_ratio, settled.stage1.epochs) == (0.5, 1)
+    assert "stage1.mask_ratio=0.5 (was 0.3)" in caplog.text
+    assert "stage1.epochs=1 (was 2)" in caplog.text
 
 
 def test_the_script_refuses_a_stage1_setting_for_stage2_before_config_json(stage1, tmp_path):
@@ -135,26 +150,30 @@ def test_the_script_refuses_a_stage1_setting_for_stage2_before_config_json(stage
         *tiny_script_overrides(stage1.parent.parent / "data.npz"),
         "stage=disentangle",
         f"consistency_ckpt={stage1}",
-        "train.mask_ratio=0.3",
+        "stage1.mask_ratio=0.3",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     line = _one_error_line(train_script_result(*args, cwd=tmp_path))
-    assert "train.mask_ratio=0.3" in line and "train.mask_ratio=0.5" in line
+    assert "stage1.mask_ratio=0.3" in line and "stage1.mask_ratio=0.5" in line
     assert not (tmp_path / "run" / "config.json").exists()
 
 
 def test_a_stage2_run_writes_the_checkpoints_settings_into_config_json(stage1, tmp_path):
     cfg = RunConfig.from_dict(
-        _stage2_dict(stage1, epochs=1, eval_every=0)
+        _stage2_dict(stage1, stage2={"epochs": 1}, run={"eval_every": 0})
         | {"eval": {"n_seeds": 2, "classifiers": [], "regressors": [], "figures": False}}
     )
     run(cfg, tmp_path / "run")
-    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["stage1"]
     assert {k: recorded[k] for k in STAGE1} == STAGE1
 
 
 def test_stage_consistency_refuses_a_named_stage2_setting(tmp_path):
     cfg = RunConfig.from_dict(tiny_run_dict(tmp_path / "x.npz", stage="consistency"))
-    with pytest.raises(ConfigError, match="model.club_weight is read only by stage 2"):
-        settled_config(cfg, named=["model.club_weight", "train.epochs"])
-    assert settled_config(cfg, named=["train.epochs"]) is cfg
+    with pytest.raises(ConfigError, match="stage2.club_weight is read only by stage 2"):
+        settled_config(cfg, named=["stage2.club_weight", "stage1.epochs"])
+    with pytest.raises(ConfigError, match="stage2.epochs is read only by stage 2"):
+        settled_config(cfg, named=["stage2.epochs"])
+    with pytest.raises(ConfigError, match="model.club_hidden is read only by stage 2"):
+        settled_config(cfg, named=["model.club_hidden"])
+    assert settled_config(cfg, named=["stage1.epochs", "run.seed", "model.c_dim"]) is cfg

@@ -19,7 +19,7 @@ def test_stage1_loss_falls_on_tiny_data(tiny_config):
     torch.manual_seed(0)
     views, _ = make_views(16)
     model = ConsistencyModel([tuple(v.shape[1:]) for v in views], tiny_config.model)
-    stage = ConsistencyStage(model, tiny_config.model, tiny_config.train, CPU)
+    stage = ConsistencyStage(model, tiny_config, CPU)
     model.train()
     losses = [stage.step(Batch.of(views))["loss"].item() for _ in range(30)]
     assert losses[-1] < 0.8 * losses[0]
@@ -30,7 +30,7 @@ def test_stage2_never_changes_the_frozen_consistency_model(tiny_config):
     views, _ = make_views(16)
     model = MRDD([tuple(v.shape[1:]) for v in views], tiny_config.model)
     before = _state(model.consistency)
-    stage = DisentangleStage(model, tiny_config.train, CPU)
+    stage = DisentangleStage(model, tiny_config, CPU)
     model.train()
     for _ in range(3):
         stage.step(Batch.of(views))
@@ -46,7 +46,7 @@ def test_stage2_updates_each_part_by_its_own_loss_only(tiny_config):
     torch.manual_seed(0)
     views, _ = make_views(16)
     model = MRDD([tuple(v.shape[1:]) for v in views], tiny_config.model)
-    stage = DisentangleStage(model, tiny_config.train, CPU)
+    stage = DisentangleStage(model, tiny_config, CPU)
     model.train()
     view_opt, estimator_opt = stage.optimizers
     snapshots = {}
@@ -98,8 +98,8 @@ def test_stage2_club_term_lowers_the_estimated_dependence(tiny_config):
     torch.manual_seed(0)
     views, _ = make_views(16)
     cfg = copy.deepcopy(tiny_config)
-    cfg.model.club_weight = 50.0
-    cfg.model.beta_s = 0.0
+    cfg.stage2.club_weight = 50.0
+    cfg.stage2.beta_s = 0.0
     model = MRDD([tuple(v.shape[1:]) for v in views], cfg.model).train()
     # a random consistency model still gives a c that s can learn to predict
     c = model.consistent_code(views)
@@ -133,7 +133,7 @@ def test_stage2_step_with_cached_codes_equals_the_step_that_encodes(tiny_config,
     def stage(cache: bool) -> DisentangleStage:
         torch.manual_seed(0)
         model = MRDD(data.view_shapes, tiny_config.model).train()
-        stage = DisentangleStage(model, tiny_config.train, CPU)
+        stage = DisentangleStage(model, tiny_config, CPU)
         if cache:
             stage.cache_codes(data, batch_size=5)  # batches that do not divide the data
         return stage
@@ -160,7 +160,7 @@ def test_stage2_with_cached_codes_never_runs_the_frozen_encoder(tiny_config, mon
     views, labels = make_views(16)
     data = MultiViewData(views, labels, "tiny")
     model = MRDD(data.view_shapes, tiny_config.model).train()
-    stage = DisentangleStage(model, tiny_config.train, CPU)
+    stage = DisentangleStage(model, tiny_config, CPU)
     stage.cache_codes(data, batch_size=16)
 
     def encoder_called(*_):

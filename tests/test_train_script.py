@@ -11,10 +11,10 @@ import mrdd
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_OVERRIDES = [
-    "train.epochs=1",
-    "train.batch_size=500",
-    "train.disentangle_epochs=1",  # the defaults give stage 2 its own (long) budget
-    "train.disentangle_batch_size=500",
+    "stage1.epochs=1",
+    "stage1.batch_size=500",
+    "stage2.epochs=1",  # the defaults give stage 2 its own (long) budget
+    "stage2.batch_size=500",
     *TINY_MODEL_OVERRIDES,
     "eval.n_seeds=2",
     "eval.classifiers=[linear]",  # the cheap parts of the evaluation (tests/test_evaluation.py
@@ -23,7 +23,7 @@ TINY_OVERRIDES = [
     # UMAP on the 3,600 real training digits costs minutes; tests/test_evaluation.py and
     # tests/test_clustering_methods.py cover the umap method on tiny data
     "eval.clustering=[kmeans]",
-    "device=cpu",
+    "run.device=cpu",
 ]
 
 
@@ -97,7 +97,7 @@ def test_stage_two_refuses_a_checkpoint_with_other_settings(trained_run, tmp_pat
 
 
 def test_typo_in_an_override_fails_before_training(tmp_path):
-    result = _train(tmp_path, "train.epoch=3")
+    result = _train(tmp_path, "stage1.epoch=3")
     assert result.returncode != 0
     assert "epoch" in result.stderr
     assert not (tmp_path / "run" / "consistency.pt").exists()

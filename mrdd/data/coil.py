@@ -27,6 +27,7 @@ import torch
 
 from mrdd.data.base import DataError, DatasetSplits
 from mrdd.data.common import (
+    LoadedData,
     check_split_options,
     describe_missing,
     make_splits,
@@ -152,15 +153,14 @@ def _load_coil(
     images = resize_images([read_image(p, spec.mode) for p in ordered], image_size)
     images = images.view(spec.num_objects, POSES, *images.shape[1:])
     views = [images[labels, index[:, v]].contiguous() for v in range(num_views)]
-    return make_splits(
+    loaded = LoadedData(
         views,
         labels,
         spec.name,
-        seed=seed,
-        test_fraction=test_fraction,
-        class_names=[f"obj{k}" for k in range(1, spec.num_objects + 1)],
+        [f"obj{k}" for k in range(1, spec.num_objects + 1)],
         preprocessing=recorded_for(views, resized_to=image_size),
     )
+    return make_splits(loaded, seed=seed, test_fraction=test_fraction)
 
 
 @register_dataset("coil20")

@@ -4,7 +4,7 @@ per-view standardisation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,29 +103,39 @@ def vector_statistics(train: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.where(std > 1e-12 * (1.0 + mean.abs()), std, torch.ones_like(std))
 
 
+@dataclass
+class LoadedData:
+    """What a loader read, before it is split: the views, their labels and what names them.
+
+    ``available``: the ``N×V`` view-availability mask, if views are missing. ``where``: the
+    source (file or folder) as error messages name it (default ``name``).
+    ``preprocessing``: what the loader did to the views (default: nothing beyond scaling
+    images to [0, 1], :func:`mrdd.data.preprocess.recorded_for`)."""
+
+    views: list[Tensor]
+    labels: Tensor
+    name: str
+    class_names: list[str]
+    available: Tensor | None = None
+    where: str | None = None
+    preprocessing: Preprocessing | None = None
+
+
 def make_splits(
-    views: list[Tensor],
-    labels: Tensor,
-    name: str,
+    data: LoadedData,
     *,
     seed: int,
     test_fraction: float,
-    class_names: list[str],
-    train_idx: Tensor | None = None,
-    test_idx: Tensor | None = None,
+    fixed_split: tuple[Tensor, Tensor] | None = None,
     standardize_vectors: bool = False,
-    available: Tensor | None = None,
-    where: str | None = None,
-    preprocessing: Preprocessing | None = None,
 ) -> DatasetSplits:
     """Check the data (:func:`mrdd.data.checks.check_samples`), split it (seeded and
-    stratified unless indices are given) and wrap it as DatasetSplits.
-
-    ``available``: the data's ``N×V`` view-availability mask, if views are missing.
-    ``where``: the data's source (file or folder) as error messages name it (default
-    ``name``). ``preprocessing``: what the loader did to the views (default: nothing
-    beyond scaling images to [0, 1], :func:`mrdd.data.preprocess.recorded_for`); the
-    standardisation statistics are added here."""
+    stratified, unless ``fixed_split`` gives the train and test indices) and wrap it as
+    DatasetSplits; with ``standardize_vectors``, vector views are standardised with the
+    training split's statistics, which are added to the recorded preprocessing."""
+    views, labels, name, class_names = data.views, data.labels, data.name, data.class_names
+    where, available, preprocessing = data.where, data.available, data.preprocessing
+    train_idx, test_idx = fixed_split if fixed_split is not None else (None, None)
     where = where or name
     check_samples(views, labels, class_names, where)
     labels = labels.long()

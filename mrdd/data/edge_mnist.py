@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mrdd.data.base import DatasetSplits
-from mrdd.data.common import make_splits
+from mrdd.data.common import LoadedData, make_splits
 from mrdd.data.edges import edge_views
 from mrdd.data.registry import register_dataset
 
@@ -67,11 +67,5 @@ def load_edge_mnist_5k(image_size: int = 32) -> DatasetSplits:
     images = torch.as_tensor(pixels, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     labels = torch.as_tensor(labels, dtype=torch.long)
     digit, edge = edge_views(images, image_size)
-    return make_splits(
-        [digit, edge],
-        labels,
-        "edge_mnist_5k",
-        seed=EDGE_MNIST_5K_SPLIT_SEED,
-        test_fraction=0.2,
-        class_names=[str(d) for d in range(10)],
-    )
+    loaded = LoadedData([digit, edge], labels, "edge_mnist_5k", [str(d) for d in range(10)])
+    return make_splits(loaded, seed=EDGE_MNIST_5K_SPLIT_SEED, test_fraction=0.2)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mrdd.data.base import DataError, DatasetSplits
-from mrdd.data.common import check_split_options, float32_tensor, make_splits
+from mrdd.data.common import LoadedData, check_split_options, float32_tensor, make_splits
 from mrdd.data.registry import register_dataset
 
 MFEAT_VIEWS = (("fou", 76), ("fac", 216), ("kar", 64), ("pix", 240), ("zer", 47), ("mor", 6))
@@ -69,13 +69,13 @@ def load_multiple_features(
             )
         views.append(float32_tensor(x, f"multiple_features: {folder / n}"))
     labels = torch.arange(MFEAT_SAMPLES) // (MFEAT_SAMPLES // 10)
-    return make_splits(
+    loaded = LoadedData(
         views,
         labels,
         "multiple_features",
-        seed=seed,
-        test_fraction=test_fraction,
-        class_names=[str(d) for d in range(10)],
-        standardize_vectors=bool(standardize),
+        [str(d) for d in range(10)],
         where=f"multiple_features ({folder})",
+    )
+    return make_splits(
+        loaded, seed=seed, test_fraction=test_fraction, standardize_vectors=bool(standardize)
     )

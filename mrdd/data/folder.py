@@ -31,6 +31,7 @@ import torch
 from mrdd.data.base import DataError, DatasetSplits
 from mrdd.data.common import (
     GREY_MODES,
+    LoadedData,
     check_split_options,
     describe_missing,
     image_mode,
@@ -115,13 +116,12 @@ def load_folder(
         files = [scan[i][1] for i in ids]
         mode = "L" if all(image_mode(f) in GREY_MODES for f in files) else "RGB"
         views.append(resize_images([read_image(f, mode) for f in files], image_size))
-    return make_splits(
+    loaded = LoadedData(
         views,
         labels,
         base.name or "folder",
-        seed=seed,
-        test_fraction=test_fraction,
-        class_names=class_names,
+        class_names,
         where=str(base),
         preprocessing=recorded_for(views, resized_to=image_size),
     )
+    return make_splits(loaded, seed=seed, test_fraction=test_fraction)

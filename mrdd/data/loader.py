@@ -59,7 +59,7 @@ class BatchLoader:
         shuffle: draw a fresh permutation every epoch (seeded by ``seed`` + epoch).
         drop_last: drop the last incomplete global batch.
         seed: base seed of the permutations.
-        rank, world_size: this process's shard of each global batch.
+        shard: ``(rank, world_size)``, this process's shard of each global batch.
     """
 
     def __init__(
@@ -70,9 +70,9 @@ class BatchLoader:
         shuffle: bool = True,
         drop_last: bool = True,
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        rank, world_size = shard
         if batch_size <= 0:
             raise DataError(f"batch_size must be positive, got {batch_size}.")
         if drop_last and batch_size > len(data):

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from mrdd.data.base import DataError, DatasetSplits
-from mrdd.data.common import make_splits
+from mrdd.data.common import LoadedData, make_splits
 from mrdd.data.edges import edge_views
 from mrdd.data.registry import register_dataset
 
@@ -70,16 +70,10 @@ def _load_edge(kind: str, name: str, root: str, download: bool, image_size: int)
     n_train = len(parts[0].data)
     digit, edge = edge_views(images, image_size)
     del images
-    return make_splits(
-        [digit, edge],
-        labels,
-        name,
-        seed=0,
-        test_fraction=0.5,
-        class_names=[str(d) for d in range(10)] if kind == "MNIST" else list(parts[0].classes),
-        train_idx=torch.arange(n_train),
-        test_idx=torch.arange(n_train, len(labels)),
-    )
+    class_names = [str(d) for d in range(10)] if kind == "MNIST" else list(parts[0].classes)
+    official = (torch.arange(n_train), torch.arange(n_train, len(labels)))
+    loaded = LoadedData([digit, edge], labels, name, class_names)
+    return make_splits(loaded, seed=0, test_fraction=0.5, fixed_split=official)
 
 
 @register_dataset("edge_mnist")

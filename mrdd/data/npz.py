@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits
-from mrdd.data.common import check_split_options, float32_tensor, make_splits
+from mrdd.data.common import LoadedData, check_split_options, float32_tensor, make_splits
 from mrdd.data.preprocess import channels_first, image_values, recorded_for
 from mrdd.data.registry import register_dataset
 
@@ -240,17 +240,19 @@ def load_npz(
         train_idx, test_idx = _split(arrays["split"], n, where)
     else:
         check_split_options(seed, test_fraction)
-    return make_splits(
+    loaded = LoadedData(
         list(views),
         labels,
         file.stem,
-        seed=seed,
-        test_fraction=test_fraction,
-        class_names=_class_names(arrays["class_names"], names, where),
-        train_idx=train_idx,
-        test_idx=test_idx,
-        standardize_vectors=bool(standardize),
+        _class_names(arrays["class_names"], names, where),
         available=_available(arrays["available"], where),
         where=where,
         preprocessing=recorded_for(views, channels_last=channels_last),
+    )
+    return make_splits(
+        loaded,
+        seed=seed,
+        test_fraction=test_fraction,
+        fixed_split=None if train_idx is None or test_idx is None else (train_idx, test_idx),
+        standardize_vectors=bool(standardize),
     )

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from mrdd.data.base import DataError, DatasetSplits
 from mrdd.data.common import (
+    LoadedData,
     check_split_options,
     describe_missing,
     make_splits,
@@ -187,15 +188,14 @@ def load_office31(
         torch.save(data, tmp)
         os.replace(tmp, path)
     views = [v.float().div_(255.0) for v in data["views"]]
-    return make_splits(
+    loaded = LoadedData(
         views,
         data["labels"],
         "office31",
-        seed=seed,
-        test_fraction=test_fraction,
-        class_names=list(data["classes"]),
+        list(data["classes"]),
         preprocessing=recorded_for(views, resized_to=image_size),
     )
+    return make_splits(loaded, seed=seed, test_fraction=test_fraction)
 
 
 def _cache_path(

@@ -50,7 +50,7 @@ class Ablation:
 
 ABLATIONS = {
     "mask_ratio": Ablation(
-        ("train.mask_ratio",),
+        ("stage1.mask_ratio",),
         ("clustering.C.acc", "clustering.C.nmi"),
         "Does a higher mask ratio give a better consistency code C?",
     ),
@@ -60,7 +60,7 @@ ABLATIONS = {
         "Is c_dim < v_dim better for C‖S_best?",
     ),
     "club_weight": Ablation(
-        ("model.club_weight",),
+        ("stage2.club_weight",),
         ("clustering.C+S_best.acc", "redundancy.S_*.r2_C_ridge"),
         "Does λ > 0 lower the redundancy of C in S_v, and at what cost?",
     ),

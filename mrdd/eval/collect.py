@@ -7,7 +7,7 @@ averaged with its run. The evaluation settings are those ``metrics.json`` record
 directory without results (failed, still running) or an evaluation whose run is unknown
 is skipped and named with the reason (:class:`Skipped`). Runs are grouped by
 the config values that differ between them (the sweep's overrides), ignoring the keys
-being averaged over (``seed`` by default). The score rows of every run (``metrics.json``
+being averaged over (``run.seed`` by default). The score rows of every run (``metrics.json``
 → ``scores``) are pivoted (:func:`mrdd.eval.tables.pivot`) into one table row per group
 and one column per ``task.representation.metric``; a cell is the mean ± std (ddof=0)
 across the group's runs of each run's own mean over its R repetitions.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrdd.config import flatten_keys
+from mrdd.config import flatten_keys, upgrade_record
 from mrdd.eval.tables import (
     SCORE_NAME,
     Pivot,
@@ -149,7 +149,8 @@ def _run_config(folder: Path, metrics: dict[str, Any]) -> dict[str, str] | None:
     settings the metrics record; ``None`` if no run is found."""
     for run_dir in (folder, *folder.parents):
         if (run_dir / "config.json").is_file():
-            config = json.loads((run_dir / "config.json").read_text())
+            # a run of the layout before each stage had its own section, read in today's
+            config = upgrade_record(json.loads((run_dir / "config.json").read_text()))
             if "eval" in metrics:
                 config["eval"] = metrics["eval"]
             flat = flat_config(config)
@@ -207,7 +208,7 @@ def on_split(runs: Sequence[Run], split: str) -> list[Run]:
     return selected
 
 
-def group_runs(runs: Sequence[Run], average_over: Sequence[str] = ("seed",)) -> list[Group]:
+def group_runs(runs: Sequence[Run], average_over: Sequence[str] = ("run.seed",)) -> list[Group]:
     """Group runs by the config keys whose values differ between them (but ``average_over``)."""
     keys = sorted({k for run in runs for k in run.config})
     varying = [
@@ -295,7 +296,7 @@ def collect(
     paths: Iterable[str | Path],
     out: str | Path,
     patterns: Sequence[str] = DEFAULT_COLUMNS,
-    average_over: Sequence[str] = ("seed",),
+    average_over: Sequence[str] = ("run.seed",),
     split: str = "test",
 ) -> str:
     """Write ``<out>.md`` and ``<out>.csv`` for the runs' scores on ``split`` (runs under

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +69,14 @@ def reconstruction_rows(
     """Rows of the reconstruction figure for a batch of views (model in eval mode).
 
     The masked input uses the run's ``mask_ratio`` and ``mask_patch_size`` with a
-    generator seeded by ``cfg.seed``, so the figure is reproducible.
+    generator seeded by ``cfg.run.seed``, so the figure is reproducible.
     """
     consistency = _first_stage(model)
-    generator = torch.Generator(views[0].device).manual_seed(cfg.seed)
-    masked = mask_views(views, cfg.train.mask_ratio, cfg.train.mask_patch_size, generator)
+    generator = torch.Generator(views[0].device).manual_seed(cfg.run.seed)
+    masked = mask_views(views, cfg.stage1.mask_ratio, cfg.stage1.mask_patch_size, generator)
     rows = {
         "original": views,
-        f"masked ({cfg.train.mask_ratio:g})": masked,
+        f"masked ({cfg.stage1.mask_ratio:g})": masked,
         "stage 1, masked input": consistency(masked).reconstructions,
         "stage 1, unmasked input": consistency(views).reconstructions,
     }
@@ -143,24 +144,32 @@ def manifold_2d(embedded: Mapping[str, np.ndarray], seed: int) -> dict[str, np.n
     }
 
 
+@dataclass
+class SplitCodes:
+    """The evaluated split's codes by representation name (``C``, ``C+S_best``, ...):
+    ``raw`` as the model gives them, ``embedded`` their train-fitted manifold codes
+    (:func:`mrdd.eval.manifold.manifold_codes`; at least the figures' representations)."""
+
+    raw: dict[str, Tensor]
+    embedded: Mapping[str, np.ndarray]
+
+
 def write_figures(
     model: MRDD | ConsistencyModel,
     data: MultiViewData,
-    representations: dict[str, Tensor],
+    codes: SplitCodes,
     history: dict[str, list[dict[str, float]]],
     cfg: RunConfig,
-    device: torch.device,
     out_dir: Path,
-    embedded: Mapping[str, np.ndarray],
 ) -> list[str]:
     """Write every figure of the module docstring that applies; return their file names.
 
-    ``data`` is the evaluated split, ``representations`` its codes by name (``C``,
-    ``C+S_best``, ...), ``history`` the per-stage training records, ``embedded`` the
-    split's manifold codes by name (:func:`mrdd.eval.manifold.manifold_codes`) of at least
-    the figure's representations.
+    ``data`` is the evaluated split (drawn on the model's device), ``codes`` its codes,
+    ``history`` the per-stage training records.
     """
     model.eval()
+    device = next(model.parameters()).device
+    representations, embedded = codes.raw, codes.embedded
     written = []
     idx = figure_indices(data.labels, cfg.eval.num_figure_samples)
     views = [x[idx.to(x.device)].to(device) for x in data.views]
@@ -181,18 +190,18 @@ def write_figures(
                 out_dir / f"swap_view{v}.png",
             )
             image_grids_figure(
-                prior_samples(model, views, v, cfg.seed), out_dir / f"samples_view{v}.png"
+                prior_samples(model, views, v, cfg.run.seed), out_dir / f"samples_view{v}.png"
             )
             written += [f"swap_view{v}.png", f"samples_view{v}.png"]
 
     shown = headline(representations)
-    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))[
+    keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.run.seed))[
         : cfg.eval.embedding_samples
     ]
     labels = data.labels.cpu()[keep].numpy()
-    tsne = tsne_2d({k: x[keep] for k, x in shown.items()}, cfg.seed)
+    tsne = tsne_2d({k: x[keep] for k, x in shown.items()}, cfg.run.seed)
     embedding_figure(tsne, labels, "t-SNE", out_dir / "tsne.png")
-    umap = manifold_2d({k: embedded[k][keep.numpy()] for k in shown}, cfg.seed)
+    umap = manifold_2d({k: embedded[k][keep.numpy()] for k in shown}, cfg.run.seed)
     embedding_figure(umap, labels, "UMAP (train-fitted, 2 PCs)", out_dir / "umap.png")
     written += ["tsne.png", "umap.png"]
 

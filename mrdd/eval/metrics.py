@@ -243,11 +243,28 @@ def _classifier(name: str) -> Any:
     return make_pipeline(StandardScaler(), model)
 
 
+def _probe_data(
+    train: tuple[ArrayOrTensor, ArrayOrTensor], test: tuple[ArrayOrTensor, ArrayOrTensor]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The probes' ``(train_x, train_y, test_x, test_y)`` as arrays, checked for shapes and
+    for at least two training classes."""
+    xtr, ytr = _features(train[0], "train_x"), _labels(train[1], "train_y")
+    xte, yte = _features(test[0], "test_x"), _labels(test[1], "test_y")
+    _same_length(xtr, ytr, "train_x", "train_y")
+    _same_length(xte, yte, "test_x", "test_y")
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(
+            f"train_x and test_x must have the same feature dimension, "
+            f"got {xtr.shape[1]} and {xte.shape[1]}."
+        )
+    if len(np.unique(ytr)) < 2:
+        raise ValueError("train_y holds a single class; a classifier needs at least two.")
+    return xtr, ytr, xte, yte
+
+
 def evaluate_classification(
-    train_x: ArrayOrTensor,
-    train_y: ArrayOrTensor,
-    test_x: ArrayOrTensor,
-    test_y: ArrayOrTensor,
+    train: tuple[ArrayOrTensor, ArrayOrTensor],
+    test: tuple[ArrayOrTensor, ArrayOrTensor],
     n_seeds: int = 10,
     seed: int = 0,
     classifiers: Sequence[str] = CLASSIFIERS,
@@ -266,22 +283,11 @@ def evaluate_classification(
     10%, at least one sample, never a class's last) and is scored on the full test
     set; the spread over runs is therefore the sensitivity to the training sample.
 
-    Returns, per classifier name, ``{"accuracy", "precision_macro", "f1_macro"}``
-    each as ``{"mean", "std", "runs"}``, plus ``"n_runs"``.
+    ``train`` and ``test``: ``(features N×d, labels N)`` each. Returns, per classifier
+    name, ``{"accuracy", "precision_macro", "f1_macro"}`` each as ``{"mean", "std",
+    "runs"}``, plus ``"n_runs"``.
     """
-    xtr = _features(train_x, "train_x")
-    ytr = _labels(train_y, "train_y")
-    xte = _features(test_x, "test_x")
-    yte = _labels(test_y, "test_y")
-    _same_length(xtr, ytr, "train_x", "train_y")
-    _same_length(xte, yte, "test_x", "test_y")
-    if xtr.shape[1] != xte.shape[1]:
-        raise ValueError(
-            f"train_x and test_x must have the same feature dimension, "
-            f"got {xtr.shape[1]} and {xte.shape[1]}."
-        )
-    if len(np.unique(ytr)) < 2:
-        raise ValueError("train_y holds a single class; a classifier needs at least two.")
+    xtr, ytr, xte, yte = _probe_data(train, test)
     _check_classifiers(classifiers)
     _n_seeds(n_seeds)
 

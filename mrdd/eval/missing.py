@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from mrdd.config import EvalConfig  # noqa: E402
 from mrdd.data import BatchLoader, DataError, DatasetSplits, MultiViewData  # noqa: E402
 from mrdd.data.missing import drop_views  # noqa: E402
 from mrdd.eval.metrics import evaluate_clustering, summarize  # noqa: E402
@@ -96,13 +97,13 @@ def evaluate_missing_views(
     rates: Sequence[float] = DEFAULT_RATES,
     n_seeds: int = 5,
     seed: int = 0,
-    batch_size: int = 1000,
     split: str = "test",
 ) -> list[dict[str, Any]]:
     """One row of scores per missing rate on ``split`` (see the module docstring; ``val``
     to choose, e.g. between imputers, ``test`` to report). ``model``: a trained model
     (``mrdd.load(run_dir).model``) on the device it is evaluated on."""
     device = next(model.parameters()).device
+    batch_size = EvalConfig.batch_size  # the evaluation's extraction batch (eval.batch_size)
     best = splits.best_view
     complete = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from mrdd.config import EvalConfig, RunConfig
 from mrdd.data import DatasetSplits
-from mrdd.eval.gallery import write_figures
+from mrdd.eval.gallery import SplitCodes, write_figures
 from mrdd.eval.manifold import FIT_SPLIT, manifold_codes
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
@@ -110,20 +110,20 @@ def evaluate_model(
         for name in splits.names
     }
     clustered = clustered_splits(ev, splits.names)
-    scores, embedded = all_clustering_rows(features, splits, clustered, ev, cfg.seed)
+    scores, embedded = all_clustering_rows(features, splits, clustered, ev, cfg.run.seed)
     if ev.classifiers:
-        scores += classification_rows(reps, splits, ev, cfg.seed)
+        scores += classification_rows(reps, splits, ev, cfg.run.seed)
     skipped = {"clustering": _raw_floor_skips(features, clustered) if ev.clustering else {}}
     if isinstance(model, MRDD):
         club = club_estimates(model, codes[ev.split], device)
         redundancy, skipped["redundancy"] = redundancy_rows(
-            codes[ev.split], data.labels, splits.num_classes, club, ev, cfg.seed
+            codes[ev.split], data.labels, splits.num_classes, club, ev, cfg.run.seed
         )
         scores += redundancy
     tasks = {row["task"] for row in scores}
     figures = (
         write_figures(
-            model, data, reps[ev.split], history or {}, cfg, device, Path(out_dir), embedded
+            model, data, SplitCodes(reps[ev.split], embedded), history or {}, cfg, Path(out_dir)
         )
         if ev.figures
         else []
@@ -133,7 +133,7 @@ def evaluate_model(
         "stage": cfg.stage,
         "model": "mrdd" if isinstance(model, MRDD) else "consistency",
         "best_view": splits.best_view,
-        "seed": cfg.seed,
+        "seed": cfg.run.seed,
         "eval": cfg.to_dict()["eval"],
         "splits": {name: len(splits.split(name)) for name in codes},
         "representations": {name: int(x.shape[1]) for name, x in reps["test"].items()},
@@ -244,9 +244,12 @@ def classification_rows(
     rows = []
     for name, features in train.items():
         scores = evaluate_classification(
-            features, splits.train.labels, test[name], splits.test.labels,
-            ev.n_seeds, seed, ev.classifiers,
-        )  # fmt: skip
+            (features, splits.train.labels),
+            (test[name], splits.test.labels),
+            ev.n_seeds,
+            seed,
+            ev.classifiers,
+        )
         values = {
             f"{clf}.{metric}": summary["runs"]
             for clf in ev.classifiers

@@ -34,7 +34,7 @@ def random_keep_mask(
 def check_patch_size(
     patch: int, view_shapes: Sequence[tuple[int, ...]], where: str = "the data"
 ) -> None:
-    """The one rule of ``train.mask_patch_size``: it divides both sides of every image view
+    """The one rule of ``stage1.mask_patch_size``: it divides both sides of every image view
     (masking cuts images into whole patches). Checked against the data before training
     (:mod:`mrdd.train.validate`) and by :func:`mask_view`; the error lists the sizes that fit."""
     images = [(v, shape) for v, shape in enumerate(view_shapes) if len(shape) == 3]
@@ -43,7 +43,7 @@ def check_patch_size(
         sides = [side for _, shape in images for side in shape[1:]]
         fits = [p for p in range(1, min(sides) + 1) if all(s % p == 0 for s in sides)]
         raise ConfigError(
-            f"train.mask_patch_size={patch} does not divide the images of {', '.join(bad)} "
+            f"stage1.mask_patch_size={patch} does not divide the images of {', '.join(bad)} "
             f"in {where}; masking cuts images into whole patches. Use one of {fits}."
         )
 

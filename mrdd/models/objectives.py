@@ -10,7 +10,8 @@ sample's pixels or features, KL summed over dimensions) and then averaged:
     mean_w(e) = Σ_i w_i e_i / max(1, Σ_i w_i)
 
 so a view's term keeps its complete-data scale at any missing rate, and the weights
-``alpha``, ``beta_c``, ``beta_s`` and ``λ`` keep their meaning.
+(``stage1.alpha``, ``stage1.beta_c``; ``stage2.beta_s``, λ = ``stage2.club_weight``) keep
+their meaning.
 
 Stage 2 makes two updates per step: :func:`estimator_loss` for the CLUB estimators θ
 (on detached ``s_v``), then :func:`view_model_loss` for the view models with θ held
@@ -25,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from mrdd.config import ModelConfig
+from mrdd.config import Stage1Config, Stage2Config
 
 
 def weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
@@ -49,7 +50,7 @@ def consistency_loss(
     reconstructions: list[Tensor],
     views: list[Tensor],
     weights: Tensor,
-    cfg: ModelConfig,
+    cfg: Stage1Config,
 ) -> dict[str, Tensor]:
     """Stage 1, masked cross-view prediction:
 
@@ -139,7 +140,7 @@ def view_model_loss(
     predictions: list[tuple[Tensor, Tensor]],
     c: Tensor,
     weights: Tensor,
-    cfg: ModelConfig,
+    cfg: Stage2Config,
     moment_sums: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Stage 2, the view models' objective with the estimators θ held fixed:

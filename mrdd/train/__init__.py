@@ -3,7 +3,6 @@ resume states, validation against the data, runs, data-parallel training under t
 (the benchmark lives apart, in :mod:`mrdd.bench`)."""
 
 from mrdd.atomic import atomic_torch_save
-from mrdd.train.build import consistency_stage, disentangle_stage, place_model
 from mrdd.train.checkpoint import (
     CheckpointError,
     check_compatible,
@@ -21,7 +20,14 @@ from mrdd.train.distributed import DistContext, distributed_session
 from mrdd.train.loop import NonFiniteLossError, fit
 from mrdd.train.provenance import environment_record
 from mrdd.train.run import RunContext, resume, run, train_stage
-from mrdd.train.stages import ConsistencyStage, DisentangleStage, Stage
+from mrdd.train.stages import (
+    STAGES,
+    ConsistencyStage,
+    DisentangleStage,
+    Stage,
+    place_model,
+    stages_of,
+)
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
 
@@ -31,13 +37,12 @@ __all__ = [
     "DisentangleStage",
     "DistContext",
     "NonFiniteLossError",
+    "STAGES",
     "Stage",
     "StageCheckpoint",
     "atomic_torch_save",
     "autocast",
     "check_compatible",
-    "consistency_stage",
-    "disentangle_stage",
     "distributed_session",
     "environment_record",
     "fit",
@@ -50,6 +55,7 @@ __all__ = [
     "run",
     "save_model_checkpoint",
     "seed_everything",
+    "stages_of",
     "train_stage",
     "RunContext",
     "validate_against_data",

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from mrdd.atomic import atomic_torch_save
-from mrdd.config import RunConfig, flatten_keys
+from mrdd.config import RunConfig, flatten_keys, upgrade_record
+from mrdd.data import DatasetSplits
 from mrdd.errors import CheckpointError
 from mrdd.version import __version__
 
@@ -29,18 +30,16 @@ def save_model_checkpoint(
     kind: str,
     model: nn.Module,
     config: RunConfig,
-    view_shapes: list[tuple[int, ...]],
+    splits: DatasetSplits,
     history: list[dict[str, float]] | None = None,
-    data_identity: dict[str, Any] | None = None,
-    *,
-    preprocessing: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it,
-    ``data_identity``, the identity of its training data (``splits.identity``), and
-    ``preprocessing``, what the loader did to its views (``splits.preprocessing``'s
-    payload, :mod:`mrdd.data.preprocess`; checkpoints without it load as "not recorded")."""
+    """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it:
+    its config and the view shapes, the identity of its training data (``splits.identity``)
+    and what the loader did to its views (``splits.preprocessing``, :mod:`mrdd.data.preprocess`;
+    checkpoints without it load as "not recorded")."""
+    prep = splits.preprocessing.to_payload() if splits.preprocessing else None
     payload = checkpoint_payload(
-        kind, model.state_dict(), config, view_shapes, data_identity, preprocessing=preprocessing
+        kind, model.state_dict(), config, splits.view_shapes, splits.identity, preprocessing=prep
     )
     atomic_torch_save({**payload, "history": history or []}, path)
 
@@ -70,7 +69,8 @@ def checkpoint_payload(
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``), with a clear error if it cannot be."""
+    """Load a checkpoint safely (``weights_only=True``), with a clear error if it cannot be;
+    its ``config`` in today's layout (:func:`mrdd.config.upgrade_record`)."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(
@@ -95,6 +95,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
         raise CheckpointError(
             f"{path} holds a {payload['kind']!r} checkpoint, but a {kind!r} one is needed."
         )
+    # written before each stage had its own config section: read in today's layout
+    payload["config"] = upgrade_record(payload["config"])
     return payload
 
 

@@ -109,7 +109,7 @@ def precision_note(device: torch.device, precision: str) -> str:
     line += f"; CPU {support.describe()}"
     if precision == "auto" and support.native:
         line += " (auto stays fp32 on the CPU until bf16's val quality is measured; "
-        line += "train.precision=bf16 uses it)"
+        line += "run.precision=bf16 uses it)"
     elif precision == "bf16" and not support.native:
         line += " (bf16 is emulated here and usually slower than fp32)"
     return line
@@ -144,8 +144,8 @@ class CompiledOrEager:
                 return self.compiled(*args, **kwargs)
             except self.failure as err:
                 log.warning(
-                    "train.compile=true but torch.compile failed for %s (%s: %s); continuing "
-                    "in eager mode. Set train.compile=false to silence this.",
+                    "run.compile=true but torch.compile failed for %s (%s: %s); continuing "
+                    "in eager mode. Set run.compile=false to silence this.",
                     type(self.module).__name__,
                     type(err).__name__,
                     str(err).splitlines()[0] if str(err) else "",

@@ -6,7 +6,7 @@ every ``log_every`` steps and at the end of an epoch, so the step itself never
 waits for the device. NaN/inf values are watched the same way: the first faulty
 step and its values are remembered on the device and looked at on those reads,
 always before an epoch's state is saved, so a checkpoint never holds a faulty
-update. (With ``train.skip_nonfinite`` faulty steps are skipped instead, at the
+update. (With ``run.skip_nonfinite`` faulty steps are skipped instead, at the
 price of one sync per update.) Under torchrun the logged values are averaged over
 ranks (every rank reads them at the same steps; the gradient norms, computed after
 DDP's all-reduce, are the same on every rank, so a faulty step is faulty everywhere).
@@ -23,7 +23,6 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from tqdm.auto import tqdm
 
-from mrdd.config import TrainConfig
 from mrdd.data import BatchLoader
 from mrdd.train.distributed import mean_across_ranks
 from mrdd.train.plateau import PlateauStop
@@ -43,15 +42,14 @@ class _FaultWatch:
 
     def __init__(
         self,
-        stage_name: str,
+        stage: Stage,
         steps_per_epoch: int,
         checkpoint: StageCheckpoint | None,
-        device: torch.device,
     ) -> None:
-        self.stage_name = stage_name
+        self.stage_name, self.section = stage.name, stage.section
         self.steps_per_epoch = steps_per_epoch
         self.checkpoint = checkpoint
-        self.step = torch.tensor(-1, device=device)
+        self.step = torch.tensor(-1, device=stage.device)
         self.values: Tensor | None = None
 
     def observe(self, values: Tensor, step: int) -> None:
@@ -71,9 +69,9 @@ class _FaultWatch:
         raise NonFiniteLossError(
             f"{self.stage_name}: non-finite loss or gradient at step {step} (epoch "
             f"{(step - 1) // self.steps_per_epoch + 1}): {shown}. Training stopped; the last "
-            f"good checkpoint, {last}, is left intact. Lower train.lr, set train.grad_clip, "
-            "check the data for extreme values, or set train.skip_nonfinite=true to skip "
-            "such steps."
+            f"good checkpoint, {last}, is left intact. Lower {self.section}.lr, set "
+            f"{self.section}.grad_clip, check the data for extreme values, or set "
+            "run.skip_nonfinite=true to skip such steps."
         )
 
 
@@ -89,26 +87,24 @@ class _EpochRunner:
         self,
         stage: Stage,
         loader: BatchLoader,
-        epochs: int,
-        cfg: TrainConfig,
         checkpoint: StageCheckpoint | None,
         show_progress: bool,
     ) -> None:
-        self.stage, self.loader, self.epochs, self.cfg = stage, loader, epochs, cfg
+        self.stage, self.loader, self.epochs = stage, loader, stage.settings.epochs
         self.show_progress = show_progress
-        steps = len(loader)
+        steps, settings = len(loader), stage.settings
+        total, warmup = self.epochs * steps, settings.warmup_epochs * steps
         self.schedulers: list[LRScheduler] = [
-            LambdaLR(opt, lr_lambda(cfg.scheduler, epochs * steps, cfg.warmup_epochs * steps))
-            for opt in stage.optimizers
+            LambdaLR(opt, lr_lambda(settings.scheduler, total, warmup)) for opt in stage.optimizers
         ]
         self.progress = (
             checkpoint.restore(stage, self.schedulers) if checkpoint is not None else Progress()
         )
-        self.watch = _FaultWatch(stage.name, steps, checkpoint, stage.device)
+        self.watch = _FaultWatch(stage, steps, checkpoint)
 
     def run(self, epoch: int) -> dict[str, float]:
         """One epoch; returns its record (mean of every term over the applied steps)."""
-        stage, cfg = self.stage, self.cfg
+        stage, cfg = self.stage, self.stage.runtime
         self.loader.set_epoch(epoch)
         stage.model.train()
         names: list[str] = []
@@ -145,7 +141,8 @@ class _EpochRunner:
         if sums is None:
             raise NonFiniteLossError(
                 f"{stage.name}: every step of epoch {epoch + 1} was non-finite and skipped. "
-                "Lower train.lr, set train.grad_clip, or check the data for extreme values."
+                f"Lower {stage.section}.lr, set {stage.section}.grad_clip, or check the data "
+                "for extreme values."
             )
         return self._record(names, sums, count, skipped, time.perf_counter() - start, epoch)
 
@@ -182,17 +179,16 @@ class _EpochRunner:
 def fit(
     stage: Stage,
     loader: BatchLoader,
-    epochs: int,
-    cfg: TrainConfig,
     *,
     show_progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint: StageCheckpoint | None = None,
     plateau: PlateauStop | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``stage`` for ``epochs`` epochs; return one record of mean loss terms per epoch.
+    """Train ``stage`` for the epochs of its section; return one record of mean loss terms
+    per epoch.
 
-    With ``checkpoint``, the stage's resumable state is saved every ``checkpoint.every``
+    With ``checkpoint``, the stage's resumable state is saved every ``run.ckpt_every``
     epochs and after the last one; if the checkpoint resumes a run, training continues
     after its saved epoch and the returned history includes the restored epochs.
     ``on_epoch_end(epoch, record)`` runs after every epoch, before its state is saved;
@@ -201,8 +197,8 @@ def fit(
     may end the stage early; its state is saved with the stage's, and the stage ends
     with the weights of its best probed epoch.
     """
-    runner = _EpochRunner(stage, loader, epochs, cfg, checkpoint, show_progress)
-    progress = runner.progress
+    runner = _EpochRunner(stage, loader, checkpoint, show_progress)
+    progress, epochs = runner.progress, runner.epochs
     if progress.epoch:
         log.info("%s: resumed from %s", stage.name, checkpoint.last_saved)
     if plateau is not None and progress.plateau is not None:

@@ -4,13 +4,13 @@ Every epoch's record (loss terms, learning rate, throughput, and ``elapsed_s``: 
 wall-clock seconds since training started, probes included, so that a run can tell
 when a score was first reached) goes to TensorBoard
 (``<run_dir>/tb``, one tag per ``<stage>/<term>``) and to ``<run_dir>/progress.csv``.
-Every ``train.eval_every`` epochs the probe clusters a fixed random subsample of
+Every ``run.eval_every`` epochs the probe clusters a fixed random subsample of
 the validation split (of the training split if there is none; never of test) once
 (one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best`` in stage 2 — and adds
 ``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record, so they also land in
 ``history.json`` and the training-curves figure. The probe
 consumes no torch random numbers, so training is the same with or without it. With
-``train.plateau_patience`` the probe also drives :class:`mrdd.train.plateau.PlateauStop`
+``run.plateau_patience`` the probe also drives :class:`mrdd.train.plateau.PlateauStop`
 (refused without a val split).
 A resumed run keeps the CSV rows of the epochs it does not train again.
 """
@@ -48,11 +48,11 @@ class TrainingMonitor:
         device: torch.device,
         resume: bool = False,
     ) -> None:
-        """``cfg`` gives ``train.eval_every``, the probe's size ``eval.progress_samples``,
+        """``cfg`` gives ``run.eval_every``, the probe's size ``eval.progress_samples``,
         the inference batch ``eval.batch_size`` and the seed of subsample and KMeans."""
         self.csv_path = Path(out_dir) / "progress.csv"
         self.writer = SummaryWriter(str(Path(out_dir) / "tb"))
-        self.eval_every, seed = cfg.train.eval_every, cfg.seed
+        self.eval_every, seed = cfg.run.eval_every, cfg.run.seed
         # the probe watches validation data (training data without a validation split):
         # what it shows may steer a researcher, so it never looks at test
         source = splits.val if splits.val is not None else splits.train
@@ -68,7 +68,7 @@ class TrainingMonitor:
                 splits.num_classes,
             )
             self.eval_every = 0
-        require_val_probe(cfg.train, splits.val is not None, bool(self.eval_every))
+        require_val_probe(cfg.run, splits.val is not None, bool(self.eval_every))
         self.num_classes, self.best_view = splits.num_classes, splits.best_view
         self.batch_size, self.device, self.seed = cfg.eval.batch_size, device, seed
         self.rows: list[dict[str, str | float]] = []

@@ -1,9 +1,9 @@
 """Stop a stage when its val probe has plateaued, and keep the stage's best weights by it.
 
-With ``train.plateau_patience = P``, every probe of :class:`mrdd.train.monitor.TrainingMonitor`
+With ``run.plateau_patience = P``, every probe of :class:`mrdd.train.monitor.TrainingMonitor`
 (one KMeans run on a fixed subsample of the **validation** split, every
-``train.eval_every`` epochs) is compared with the best probe so far on
-``eval_<train.plateau_metric>``; a stage stops after P probes in a row without a strict
+``run.eval_every`` epochs) is compared with the best probe so far on
+``eval_<run.plateau_metric>``; a stage stops after P probes in a row without a strict
 improvement, and ends with the weights of its best probed epoch (also when it runs all
 its epochs). Only val is looked at: without a val split the stop is refused, since the
 probe would then read the training split.
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mrdd.config import ConfigError, TrainConfig
+from mrdd.config import ConfigError, RuntimeConfig
 
 log = logging.getLogger("mrdd")
 #: The keys a watch adds to its stage's last epoch record.
@@ -45,8 +45,8 @@ class PlateauStop:
         self.best_state: dict[str, torch.Tensor] | None = None
 
     @classmethod
-    def for_stage(cls, cfg: TrainConfig, stage_name: str, epochs: int) -> PlateauStop | None:
-        """The watch ``cfg`` asks for (``None`` when ``train.plateau_patience`` is null)."""
+    def for_stage(cls, cfg: RuntimeConfig, stage_name: str, epochs: int) -> PlateauStop | None:
+        """The watch ``cfg`` asks for (``None`` when ``run.plateau_patience`` is null)."""
         if cfg.plateau_patience is None:
             return None
         return cls(stage_name, epochs, cfg.plateau_patience, cfg.plateau_metric)
@@ -113,24 +113,26 @@ class PlateauStop:
         self.best_state = state["best_state"]
 
 
-def require_val_probe(cfg: TrainConfig, has_val: bool, probe_on: bool) -> None:
+def require_val_probe(cfg: RuntimeConfig, has_val: bool, probe_on: bool) -> None:
     """Refuse the plateau stop where it could not choose on val: no val split (the probe
     would read the training split), or a probe turned off for having too few samples."""
     if cfg.plateau_patience is None:
         return
     if not has_val:
         raise ConfigError(
-            "train.plateau_patience chooses epochs on the val probe, but the dataset has no "
-            "val split; set dataset.val_fraction > 0 or train.plateau_patience=null."
+            "run.plateau_patience chooses epochs on the val probe, but the dataset has no "
+            "val split; set dataset.val_fraction > 0 or run.plateau_patience=null."
         )
     if not probe_on:
         raise ConfigError(
-            "train.plateau_patience needs the val probe, which is off (fewer probe samples "
+            "run.plateau_patience needs the val probe, which is off (fewer probe samples "
             "than classes); raise eval.progress_samples or dataset.val_fraction."
         )
 
 
-def plateau_summary(histories: dict[str, list[dict[str, Any]]], cfg: TrainConfig) -> dict[str, Any]:
+def plateau_summary(
+    histories: dict[str, list[dict[str, Any]]], cfg: RuntimeConfig
+) -> dict[str, Any]:
     """Per stage with a plateau watch: when and why it stopped, from its last record
     (the ``plateau`` entry of ``metrics.json``; empty when no stage had a watch)."""
     summary = {}
@@ -146,7 +148,7 @@ def plateau_summary(histories: dict[str, list[dict[str, Any]]], cfg: TrainConfig
             "best_val_score": last.get("plateau_best_score"),
             "metric": f"val eval_{cfg.plateau_metric} (one KMeans run on the probe subsample)",
             "patience": cfg.plateau_patience,
-            "reason": "the val probe did not improve for train.plateau_patience probes"
+            "reason": "the val probe did not improve for run.plateau_patience probes"
             if stopped
             else "ran every epoch; kept the best val epoch's weights",
         }

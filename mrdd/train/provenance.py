@@ -55,7 +55,7 @@ def cpu_name() -> str:
 
 def environment_record(device: torch.device) -> dict[str, Any]:
     """Package and git versions, torch, CUDA, device, Python, and the CPU's native bf16
-    support (what ``train.precision=bf16`` can use on the CPU)."""
+    support (what ``run.precision=bf16`` can use on the CPU)."""
     return {
         "mrdd_version": __version__,
         **git_record(),

@@ -5,7 +5,7 @@ The run directory receives ``config.json`` (the resolved config), ``run_info.jso
 support; one entry per resumption),
 ``consistency.pt`` and ``mrdd.pt``, the resumable states ``consistency_state.pt`` and
 ``disentangle_state.pt``, ``history.json`` (per-epoch loss terms, throughput and
-periodic evaluation; with ``train.plateau_patience``, when and why each stage stopped,
+periodic evaluation; with ``run.plateau_patience``, when and why each stage stopped,
 also in ``metrics.json``, see :mod:`mrdd.train.plateau`), ``progress.csv`` and ``tb/``
 (the same, as training goes, see :mod:`mrdd.train.monitor`), ``train.log``, and the evaluation of
 :func:`mrdd.eval.evaluate_model`: ``metrics.json``, ``metrics.md`` and the
@@ -34,15 +34,7 @@ from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
 from mrdd.errors import MRDDError
 from mrdd.eval import evaluate_model, metrics_markdown, save_metrics
 from mrdd.models import MRDD, ConsistencyModel
-from mrdd.train.build import consistency_stage, disentangle_stage, place_model
-from mrdd.train.calibrate import recalibrate_batch_norm
-from mrdd.train.checkpoint import (
-    CheckpointError,
-    check_compatible,
-    load_checkpoint,
-    load_state,
-    save_model_checkpoint,
-)
+from mrdd.train.checkpoint import CheckpointError, load_checkpoint, save_model_checkpoint
 from mrdd.train.device import (
     keep_freed_cpu_memory,
     precision_note,
@@ -63,7 +55,7 @@ from mrdd.train.rundir import (
     run_dir_lock,
     start_record,
 )
-from mrdd.train.stages import Stage
+from mrdd.train.stages import Stage, stages_of
 from mrdd.train.state import StageCheckpoint
 from mrdd.train.validate import validate_against_data
 
@@ -72,8 +64,6 @@ log = logging.getLogger("mrdd")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 #: The training split goes to the GPU when it takes at most this share of the free memory.
 GPU_DATA_SHARE = 0.5
-#: Per stage: its name in the logs and the file its model is saved to (``<file>.pt``).
-STAGES = {"consistency": ("stage 1", "consistency"), "disentangle": ("stage 2", "mrdd")}
 
 
 @dataclass
@@ -107,10 +97,11 @@ def run(
     ranks, which only read ``out_dir`` to resume, wait for it and return ``{}``."""
     if not resume:
         cfg = settled_config(cfg, named)
-    with distributed_session(resolve_device(cfg.device)) as (dist, device):
+    runtime = cfg.run
+    with distributed_session(resolve_device(runtime.device)) as (dist, device):
         # per-rank seeds: masks and noise differ across shards; DDP syncs the initial weights
-        seed_everything(cfg.seed + dist.rank, cfg.deterministic)
-        if device.type == "cpu" and cfg.train.cpu_keep_freed_memory:
+        seed_everything(runtime.seed + dist.rank, runtime.deterministic)
+        if device.type == "cpu" and runtime.cpu_keep_freed_memory:
             keep_freed_cpu_memory()
         start = time.perf_counter()
         with _open_run(cfg, Path(out_dir), device, dist, resume) as ctx:
@@ -167,7 +158,7 @@ def _open_run(
                     device,
                     dist.world_size,
                 )
-                log.info(precision_note(device, cfg.train.precision))
+                log.info(precision_note(device, cfg.run.precision))
                 splits = _load_splits(cfg, device)
                 monitor = TrainingMonitor(out_dir, splits, cfg, device, resume=resume)
                 try:
@@ -217,102 +208,59 @@ def _try_end_record(out_dir: Path, status: str, cause: str | None = None) -> Non
 
 
 def _train_stages(ctx: RunContext) -> tuple[MRDD | ConsistencyModel, dict[str, list]]:
-    """Stage 1 and/or stage 2 as configured; the last stage's model and every history."""
-    model: MRDD | ConsistencyModel | None = None
-    histories = {}
-    if ctx.cfg.train.plateau_patience is not None and ctx.dist.world_size > 1:
+    """The configured stages in order, each built on the one before; the last stage's model
+    and every stage's history."""
+    if ctx.cfg.run.plateau_patience is not None and ctx.dist.world_size > 1:
         raise ConfigError(  # only rank 0 probes: the others could not stop with it
-            "train.plateau_patience is not supported under torchrun yet; set it to null."
+            "run.plateau_patience is not supported under torchrun yet; set it to null."
         )
-    if ctx.cfg.stage in ("all", "consistency"):
-        model = _place(ConsistencyModel(ctx.splits.view_shapes, ctx.cfg.model), ctx)
-        stage = consistency_stage(model, ctx.cfg, ctx.device, ctx.dist)
-        histories["consistency"] = train_stage(ctx, stage)
-    if ctx.cfg.stage in ("all", "disentangle"):
-        model = _place(_stage2_model(ctx, model), ctx)
-        stage = disentangle_stage(model, ctx.cfg, ctx.device, ctx.dist, ctx.splits.train)
-        histories["disentangle"] = train_stage(ctx, stage)
-    return model, histories
+    stage: Stage | None = None
+    histories = {}
+    for stage_type in stages_of(ctx.cfg):
+        stage = stage_type.build(ctx.cfg, ctx.splits, ctx.device, ctx.dist, previous=stage)
+        histories[stage.name] = train_stage(ctx, stage)
+    return stage.model, histories
 
 
 def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
     """Train ``stage`` on this rank's shard of the training split, resumable from its
-    state file and monitored; then save its model (main rank). Returns its epoch history."""
-    train = ctx.cfg.train
-    epochs, batch_size = {
-        "consistency": (train.epochs, train.batch_size),
-        "disentangle": (train.stage2_epochs, train.stage2_batch_size),
-    }[stage.name]
+    state file and monitored; then finish it and save its model (main rank). Returns its
+    epoch history."""
+    settings, runtime = stage.settings, ctx.cfg.run
     loader = BatchLoader(
         ctx.splits.train,
-        batch_size,
+        settings.batch_size,
         shuffle=True,
         drop_last=True,
-        seed=ctx.cfg.seed,
-        rank=ctx.dist.rank,
-        world_size=ctx.dist.world_size,
+        seed=runtime.seed,
+        shard=(ctx.dist.rank, ctx.dist.world_size),
     )
-    label, model_file = STAGES[stage.name]
-    log.info("%s (%s): %d epochs of %d steps", label, stage.name, epochs, len(loader))
+    log.info(
+        "%s (%s): %d epochs of %d steps", stage.label, stage.name, settings.epochs, len(loader)
+    )
     checkpoint = StageCheckpoint(
-        ctx.out_dir / f"{stage.name}_state.pt",
+        ctx.out_dir / stage.state_file(),
         ctx.cfg,
         ctx.splits.view_shapes,
-        train.ckpt_every,
         ctx.resume,
         save=ctx.dist.is_main,
         data_identity=ctx.splits.identity,
     )
-    plateau = PlateauStop.for_stage(train, stage.name, epochs)
+    plateau = PlateauStop.for_stage(runtime, stage.name, settings.epochs)
     monitor = ctx.monitor.callback(stage.name, stage.model, plateau) if ctx.monitor else None
     history = fit(
         stage,
         loader,
-        epochs,
-        train,
         show_progress=ctx.dist.is_main,
         checkpoint=checkpoint,
         on_epoch_end=monitor,
         plateau=plateau,
     )
-    if stage.name == "consistency" and train.calibrate_bn:  # before saving: stage 2 reads it
-        count = recalibrate_batch_norm(
-            stage.model, ctx.splits.train, ctx.cfg.eval.batch_size, ctx.device
-        )
-        log.info("stage 1: %d BatchNorm layers re-estimated on unmasked training views", count)
+    stage.finish(ctx.splits.train)
     if ctx.dist.is_main:
-        path = ctx.out_dir / f"{model_file}.pt"
-        shapes, identity = ctx.splits.view_shapes, ctx.splits.identity
-        prep = ctx.splits.preprocessing.to_payload() if ctx.splits.preprocessing else None
-        save_model_checkpoint(
-            path, model_file, stage.model, ctx.cfg, shapes, history, identity, preprocessing=prep
-        )
+        path = ctx.out_dir / stage.model_file()
+        save_model_checkpoint(path, stage.model_kind, stage.model, ctx.cfg, ctx.splits, history)
     return history
-
-
-def _stage2_model(ctx: RunContext, consistency: ConsistencyModel | None) -> MRDD:
-    """A fresh MRDD around the stage-1 model just trained, or the one in ``consistency_ckpt``."""
-    model = MRDD(ctx.splits.view_shapes, ctx.cfg.model)
-    if consistency is not None:
-        model.consistency.load_state_dict(consistency.state_dict())
-    else:
-        load_consistency_into(model, ctx.cfg.consistency_ckpt, ctx.cfg, ctx.splits)
-    return model
-
-
-def load_consistency_into(
-    model: MRDD, path: str | Path, cfg: RunConfig, splits: DatasetSplits
-) -> list[dict[str, float]]:
-    """Load a stage-1 checkpoint into ``model.consistency`` after checking that its
-    settings, view shapes, data and split are this run's."""
-    payload = load_checkpoint(path, kind="consistency")
-    check_compatible(payload, cfg, splits.view_shapes, str(path), splits.identity)
-    load_state(model.consistency, payload["state_dict"], str(path))
-    return payload["history"]
-
-
-def _place(model: torch.nn.Module, ctx: RunContext) -> Any:
-    return place_model(model, ctx.cfg, ctx.device)
 
 
 def _evaluate(
@@ -323,8 +271,8 @@ def _evaluate(
     metrics = evaluate_model(model, ctx.cfg, ctx.splits, ctx.device, ctx.out_dir, histories)
     metrics["environment"] = {**environment_record(ctx.device), "processes": ctx.dist.world_size}
     metrics["seconds"] = time.perf_counter() - start
-    if ctx.cfg.train.plateau_patience is not None:
-        metrics["plateau"] = plateau_summary(histories, ctx.cfg.train)
+    if ctx.cfg.run.plateau_patience is not None:
+        metrics["plateau"] = plateau_summary(histories, ctx.cfg.run)
     save_metrics(metrics, ctx.out_dir)
     log.info("evaluation (also in metrics.md):\n%s", metrics_markdown(metrics))
     log.info("done in %.1f s; files in %s", metrics["seconds"], ctx.out_dir)
@@ -390,4 +338,4 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"Cannot resume {run_dir}: config.json is not valid JSON ({err})."
         ) from err
-    return run(RunConfig.from_dict(data), run_dir, resume=True)
+    return run(RunConfig.from_record(data), run_dir, resume=True)

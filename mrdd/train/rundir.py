@@ -172,7 +172,7 @@ def start_record(out_dir: Path, cfg: RunConfig, device: torch.device, resume: bo
     else:
         info = {
             "started": _now(),
-            "seed": cfg.seed,
+            "seed": cfg.run.seed,
             "environment": environment,
             "config": cfg.to_dict(),
             "resumed": [],

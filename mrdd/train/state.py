@@ -63,7 +63,7 @@ class Progress:
 class StageCheckpoint:
     """Saves one stage's resumable state to ``path`` and, when resuming, restores it.
 
-    ``every``: save after every that many epochs, and after the last one.
+    It saves after every ``run.ckpt_every`` epochs of ``config``, and after the last one.
     ``resume``: restore from ``path`` if it exists (a fresh run overwrites it instead).
     ``save``: whether to save at all (false on data-parallel ranks other than 0, which
     restore the state rank 0 saved but never write).
@@ -76,7 +76,6 @@ class StageCheckpoint:
         path: str | Path,
         config: RunConfig,
         view_shapes: list[tuple[int, ...]],
-        every: int,
         resume: bool = False,
         save: bool = True,
         data_identity: dict[str, Any] | None = None,
@@ -85,7 +84,7 @@ class StageCheckpoint:
         self.data_identity = data_identity
         self.config = config
         self.view_shapes = [tuple(s) for s in view_shapes]
-        self.every = every
+        self.every = config.run.ckpt_every
         self.resume = resume
         self.saves = save
         #: Where the last good state is (``None`` until one is saved or restored).
@@ -97,7 +96,7 @@ class StageCheckpoint:
 
     def save(self, stage: Stage, schedulers: list[LRScheduler], progress: Progress) -> None:
         payload = checkpoint_payload(
-            f"{stage.name}_state",
+            stage.state_kind(),
             stage.model.state_dict(),
             self.config,
             self.view_shapes,
@@ -119,7 +118,7 @@ class StageCheckpoint:
         if not (self.resume and self.path.is_file()):
             return Progress()
         where = str(self.path)
-        payload = load_checkpoint(self.path, kind=f"{stage.name}_state")
+        payload = load_checkpoint(self.path, kind=stage.state_kind())
         check_compatible(payload, self.config, self.view_shapes, where, self.data_identity)
         load_state(stage.model, payload["state_dict"], where)
         for module, state in zip(stage.optimizers, payload["optimizers"], strict=True):

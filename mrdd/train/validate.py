@@ -11,37 +11,17 @@ from __future__ import annotations
 from mrdd.config import ConfigError, RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.protocol import clustered_splits
-from mrdd.models.masking import check_patch_size
-from mrdd.train.checkpoint import check_compatible, load_checkpoint
+from mrdd.train.stages import stages_of
 
 
 def validate_against_data(cfg: RunConfig, splits: DatasetSplits) -> None:
-    """Raise one actionable error for the first setting that cannot work with ``splits``."""
-    trains_stage1 = cfg.stage in ("all", "consistency")
-    trains_stage2 = cfg.stage in ("all", "disentangle")
-    if trains_stage1 and cfg.train.mask_ratio > 0:
-        check_patch_size(cfg.train.mask_patch_size, splits.view_shapes, splits.name)
-    n = len(splits.train)
-    batch_sizes = []
-    if trains_stage1:
-        batch_sizes.append(("train.batch_size", cfg.train.batch_size))
-    if trains_stage2:
-        own = cfg.train.disentangle_batch_size is not None
-        key = "train.disentangle_batch_size" if own else "train.batch_size"
-        batch_sizes.append((key, cfg.train.stage2_batch_size))
-    for key, size in batch_sizes:
-        if size > n:
-            raise ConfigError(
-                f"{key}={size} is larger than the {n} training samples of {splits.name}; "
-                "batches drop the incomplete last one, so an epoch would have no batch. "
-                f"Set {key} to at most {n}."
-            )
+    """Raise one actionable error for the first setting that cannot work with ``splits``:
+    each trained stage's own checks (:meth:`mrdd.train.stages.Stage.check_data`), then the
+    evaluation's."""
+    for stage in stages_of(cfg):
+        stage.check_data(cfg, splits)
     for name in clustered_splits(cfg.eval, splits.names):
         _check_clusterable(name, name == cfg.eval.split, splits)
-    if cfg.stage == "disentangle":
-        payload = load_checkpoint(cfg.consistency_ckpt, kind="consistency")
-        where = str(cfg.consistency_ckpt)
-        check_compatible(payload, cfg, splits.view_shapes, where, splits.identity)
 
 
 def _check_clusterable(name: str, evaluated: bool, splits: DatasetSplits) -> None:
