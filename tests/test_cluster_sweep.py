@@ -48,6 +48,6 @@ def test_two_job_sweep_through_the_submitit_local_launcher_is_collected(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     with (sweep / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert sorted(row["model.club_weight"] for row in rows) == ["0.0", "1.0"]
+    assert sorted(row["stage2.club_weight"] for row in rows) == ["0.0", "1.0"]
     assert [row["n_runs"] for row in rows] == ["1", "1"]
-    assert "model.club_weight" in result.stdout
+    assert "stage2.club_weight" in result.stdout

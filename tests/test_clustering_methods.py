@@ -98,7 +98,7 @@ def _write_run(path, mask_ratio: float, seed: int, kmeans: float, umap: float) -
     path.mkdir(parents=True)
     scores = [row for split in ("val", "test") for row in _rows(kmeans, umap, split)]
     (path / "metrics.json").write_text(json.dumps({"scores": scores}))
-    config = {"seed": seed, "stage1": {"mask_ratio": mask_ratio}}
+    config = {"run": {"seed": seed}, "stage1": {"mask_ratio": mask_ratio}}
     (path / "config.json").write_text(json.dumps(config))
 
 

@@ -125,9 +125,8 @@ def test_losses_ignore_absent_views():
     def stage1_loss(x: list[torch.Tensor], w: torch.Tensor) -> torch.Tensor:
         x = zero_absent_views(x, w)
         out = model.consistency(x)
-        return consistency_loss(out.mu, out.logvar, out.reconstructions, x, w, Stage1Config())[
-            "loss"
-        ]
+        terms = consistency_loss(out.mu, out.logvar, out.reconstructions, x, w, Stage1Config())
+        return terms["loss"]
 
     stage1 = [stage1_loss(x, weights) for x in (views, scrambled)]
     assert torch.equal(stage1[0], stage1[1])
@@ -211,6 +210,7 @@ def test_a_run_trains_and_evaluates_with_missing_views(tmp_path):
         dataset=dataset,
         eval={"n_seeds": 1, "classifiers": [], "regressors": [], "figures": False},
         stage1={"epochs": 1, "batch_size": 8},
+        stage2={"epochs": 1, "batch_size": 8},
         run={"eval_every": 0},
     )
     metrics = run(RunConfig.from_dict(config), tmp_path / "run")

@@ -115,7 +115,8 @@ def test_stage2_starts_from_a_user_stage1_only_with_the_same_networks(user_stage
         stage="disentangle",
         consistency_ckpt=str(user_stage1 / "consistency.pt"),
         model={"networks": {**networks, "specific_encoder": {}}},  # stage 2's own: any
-        stage1={"epochs": 1},
+        stage1={"epochs": 1},  # the checkpoint's
+        stage2={"epochs": 1},
         eval=TINY_EVAL,
     )
     run(RunConfig.from_dict(cfg), tmp_path / "same")

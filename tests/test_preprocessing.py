@@ -49,7 +49,7 @@ def raw_run(tmp_path_factory):
     arrays = _raw_arrays()
     np.savez(tmp / "data.npz", **arrays)
     quick = {"n_seeds": 1, "figures": False, "classifiers": [], "regressors": []}
-    config = tiny_run_dict(tmp / "data.npz", stage1={"epochs": 1}, eval=quick)
+    config = tiny_run_dict(tmp / "data.npz", stage1={"epochs": 1}, stage2={"epochs": 1}, eval=quick)
     run(RunConfig.from_dict(config), tmp / "run")
     return tmp / "run", arrays, np.flatnonzero(arrays["split"] == 1)
 
