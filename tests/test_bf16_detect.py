@@ -55,7 +55,7 @@ def test_auto_stays_fp32_on_the_cpu_and_the_log_says_why(monkeypatch):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
     note = precision_note(CPU, "auto")
     assert note.startswith("precision=auto: fp32 on cpu; CPU native bf16: avx512_bf16")
-    assert "auto stays fp32 on the CPU until bf16's val quality is measured" in note
+    assert "auto stays fp32 on the CPU until the suite runs under bf16" in note
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False})
     assert "emulated" in precision_note(CPU, "bf16")
 

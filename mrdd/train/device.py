@@ -36,9 +36,10 @@ def resolve_device(name: str) -> torch.device:
 def uses_bf16(device: torch.device, precision: str) -> bool:
     """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: on CUDA only).
 
-    ``auto`` stays fp32 on the CPU even where :func:`cpu_bf16_support` finds native bf16:
-    bf16 trains the paper's setting 1.6x faster there, but its val quality over 3
-    training seeds has not been measured yet (docs/performance.md)."""
+    ``auto`` stays fp32 on the CPU even where :func:`cpu_bf16_support` finds native bf16.
+    bf16's val quality at the default is within noise of fp32's over 3 training seeds
+    (docs/performance.md), so ``auto`` is to pick it on such CPUs; not done yet because
+    the test suite has not been run under that change."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
@@ -108,7 +109,8 @@ def precision_note(device: torch.device, precision: str) -> str:
     support = cpu_bf16_support()
     line += f"; CPU {support.describe()}"
     if precision == "auto" and support.native:
-        line += " (auto stays fp32 on the CPU until bf16's val quality is measured; "
+        line += " (auto stays fp32 on the CPU until the suite runs under bf16; its val "
+        line += "quality is within noise of fp32, docs/performance.md; "
         line += "run.precision=bf16 uses it)"
     elif precision == "bf16" and not support.native:
         line += " (bf16 is emulated here and usually slower than fp32)"
