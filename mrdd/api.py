@@ -17,6 +17,7 @@ Views that come from :func:`mrdd.data.load_dataset` are already prepared: pass
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -287,8 +288,13 @@ class TrainedModel:
             options.setdefault("image_size", sizes.pop())
         options = typed_dataset(options)  # after the model's size: the schema fills defaults
         if not self.preprocessing.recorded or "standardize" not in takes:
-            return load_dataset(options)
-        return prepare_splits(load_dataset({**options, "standardize": False}), self.preprocessing)
+            splits = load_dataset(options)
+        else:
+            splits = load_dataset({**options, "standardize": False})
+            splits = prepare_splits(splits, self.preprocessing)
+        if splits.best_view is None:  # the view this model's C‖S_best was settled on
+            splits = dataclasses.replace(splits, best_view=self.best_view)
+        return splits
 
 
 def model_file(path: str | Path) -> Path:
@@ -334,8 +340,17 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedMode
             "used as given, so standardise them as the training data were.",
             path,
         )
-    best_view = int(config.dataset.get("best_view", 0))
+    best_view = _recorded_best_view(payload, config)
     return TrainedModel(config, shapes, model, best_view, preprocessing, payload.get("data"))
+
+
+def _recorded_best_view(payload: Mapping[str, Any], config: RunConfig) -> int:
+    """The model's ``C‖S_best`` view: as settled after its training (the model file's
+    ``best_view`` record), else ``dataset.best_view``, else 0 (files written before either)."""
+    record = payload.get("best_view")
+    if record is not None:
+        return int(record["view"])
+    return int(config.dataset.get("best_view") or 0)
 
 
 def data_differences(trained_on: dict[str, Any] | None, data: DatasetSplits) -> list[str]:

@@ -240,7 +240,8 @@ def measure_ceiling(
     if images:
         backbone = cfg.model.backbone
         _, h, w = images[0]
-        shape = (cfg.stage1.batch_size, backbone.base_width * backbone.channel_mults[0], h, w)
+        width = backbone.base_width * backbone.mults_for(images[0])[0]
+        shape = (cfg.stage1.batch_size, width, h, w)
         result["conv"] = conv_ceiling(
             shape, dtype, device, cfg.run.channels_last, bench.ceiling_repeats
         )

@@ -18,7 +18,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,9 @@ class DatasetConfig:
     anything is written, and ``config.json`` records every option the loader used."""
 
     name: str = MISSING  # a configs/dataset file, or a loader registered by register_dataset
-    best_view: int = 0  # the view v whose S_v makes the representation C‖S_best
+    # the view v whose S_v makes the representation C‖S_best (null: chosen on val after
+    # training, the view whose C‖S_v clusters best there; mrdd/eval/best_view.py)
+    best_view: int | None = None
     missing_rate: float = (
         0.0  # fraction of samples (train, test) losing a random proper subset of views
     )
@@ -81,7 +83,8 @@ class DatasetConfig:
     val_seed: int = 0  # seed of that validation split
 
     def validate(self) -> None:
-        _non_negative(self, "best_view")
+        if self.best_view is not None:
+            _non_negative(self, "best_view")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}.")
         check_missing_rate(self.missing_rate)
@@ -251,27 +254,41 @@ def group_norm_groups(channels: int) -> int:
 @dataclass
 class BackboneConfig:
     """Per-view encoder/decoder networks: a conv ResNet for image views (one level per
-    channel multiplier, a stride-2 downsampling between levels, so 32×32 inputs with
-    three levels give an 8×8×``latent_channels`` grid), an MLP for vector views."""
+    channel multiplier, a stride-2 downsampling between levels), an MLP for vector views.
+
+    Two shapes are sized from each view unless set (null, the default; issue 21, measured
+    on the development suite, docs/results.md "Sizing from the data"):
+
+    * ``channel_mults``: :meth:`mults_for`, the paper's three levels up to 32×32 and one
+      more for every doubling of the side above it: ``[1, 2, 4]`` for 32×32 and 16×16,
+      ``[1, 2, 4, 8]`` for 64×64 (the paper's COIL and Office setting); fewer where the
+      sides do not halve evenly;
+    * ``mlp_hidden``: :meth:`hidden_for`, ``[h, h/2]`` with h = 4·D rounded up to a
+      multiple of 64, within [64, 512]: ``[512, 256]`` from D = 113 up, ``[64, 32]`` for
+      a 10-feature view.
+    """
 
     base_width: int = 8  # channels of the first level (the paper: 16)
-    channel_mults: list[int] = field(default_factory=lambda: [1, 2, 4])  # width × m per level
+    # width × m per level (null: from each image view's side, mults_for)
+    channel_mults: list[int] | None = None
     num_blocks: int = 1  # residual blocks per level (the paper: 3)
     latent_channels: int = 8  # channels of the encoder's output grid
     norm: str = "batch"  # batch | group | none
-    mlp_hidden: list[int] = field(default_factory=lambda: [512, 256])  # vector views' encoder
+    # vector views' encoder widths, the decoder mirrors them (null: from D, hidden_for)
+    mlp_hidden: list[int] | None = None
 
     def validate(self) -> None:
         _positive(self, "base_width", "num_blocks", "latent_channels")
         for name in ("channel_mults", "mlp_hidden"):
             values = getattr(self, name)
-            if not values or any(v <= 0 for v in values):
+            if values is not None and (not values or any(v <= 0 for v in values)):
                 raise ConfigError(
-                    f"model.backbone.{name} must be a non-empty list of positive ints, "
-                    f"got {values}."
+                    f"model.backbone.{name} must be a non-empty list of positive ints or null "
+                    f"(sized from the data), got {values}."
                 )
         _choice(self, "norm", ("batch", "group", "none"))
-        widths = [self.base_width * m for m in self.channel_mults]
+        mults = self.channel_mults or [2**level for level in range(MAX_AUTO_LEVELS)]
+        widths = [self.base_width * m for m in mults]
         if self.norm == "group" and any(w % group_norm_groups(w) for w in widths):
             raise ConfigError(
                 f"model.backbone.norm=group splits channels into {GROUP_NORM_GROUPS} groups, "
@@ -280,10 +297,38 @@ class BackboneConfig:
                 "Change model.backbone.base_width or use norm=batch."
             )
 
-    @property
-    def downsampling(self) -> int:
-        """Total spatial downsampling factor of the conv encoder."""
-        return 2 ** (len(self.channel_mults) - 1)
+    def mults_for(self, shape: tuple[int, ...]) -> list[int]:
+        """The channel multipliers of an image view of per-sample ``shape`` (C, H, W):
+        ``channel_mults`` if set, else :data:`PAPER_LEVELS` levels up to a
+        :data:`PAPER_SIDE`-pixel side, one more per doubling above it (at most
+        :data:`MAX_AUTO_LEVELS`), and fewer while 2^(levels−1) does not divide both sides."""
+        if self.channel_mults is not None:
+            return list(self.channel_mults)
+        _, h, w = shape
+        levels, side = PAPER_LEVELS, PAPER_SIDE
+        while levels < MAX_AUTO_LEVELS and min(h, w) >= 2 * side:
+            levels, side = levels + 1, 2 * side
+        while levels > 1 and (h % 2 ** (levels - 1) or w % 2 ** (levels - 1)):
+            levels -= 1
+        return [2**level for level in range(levels)]
+
+    def hidden_for(self, dim: int) -> list[int]:
+        """The MLP encoder's hidden sizes for a vector view of ``dim`` features:
+        ``mlp_hidden`` if set, else ``[h, h // 2]``, h = 4·dim rounded up to a multiple of
+        64 and clipped to [64, 512] (wide enough to carry D, no wider than the paper's)."""
+        if self.mlp_hidden is not None:
+            return list(self.mlp_hidden)
+        h = min(512, max(64, -(-4 * dim // 64) * 64))
+        return [h, h // 2]
+
+
+#: The paper's network for 32×32 views has three levels (an 8×8 grid); with
+#: ``channel_mults`` null, views up to this side keep them (16×16 with two levels, a 1-pixel
+#: patch was no better on val, docs/results.md) and larger ones get a level per doubling.
+PAPER_LEVELS, PAPER_SIDE = 3, 32
+
+#: At most this many automatic levels (widths up to base_width × 16), whatever the size.
+MAX_AUTO_LEVELS = 5
 
 
 @dataclass
@@ -402,7 +447,12 @@ class StageConfig:
     those units. The defaults size a ~10-minute CPU run of the default dataset
     (docs/results.md, "Choosing the default"); configs/stages/paper.yaml: the paper's."""
 
-    epochs: int = 30
+    epochs: int = 30  # the stage's budget, unless steps is set
+    # set: the budget in optimisation steps instead, turned into whole epochs of the training
+    # split (epochs_for); null: epochs. Not the default: on the development suite's small
+    # sets the same steps as the default's (1680 = 30 epochs of 56) scored lower on val
+    # (docs/results.md, "Sizing from the data")
+    steps: int | None = None
     batch_size: int = 64
     lr: float = 2e-3  # AdamW learning rate of the networks the stage trains
     weight_decay: float = 0.05  # AdamW weight decay
@@ -415,18 +465,38 @@ class StageConfig:
 
     def validate(self) -> None:
         _positive(self, "epochs", "batch_size", "lr", "inference_batch_size")
+        if self.steps is None:
+            self._check_warmup(self.epochs)
+        else:
+            _positive(self, "steps")
         _non_negative(self, "weight_decay", "warmup_epochs")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(
                 f"{_section(self)}grad_clip must be positive or null, got {self.grad_clip}."
             )
         _choice(self, "scheduler", ("cosine", "constant"))
-        if self.warmup_epochs >= self.epochs:
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """The stage's number of epochs when an epoch is ``steps_per_epoch`` steps:
+        ``epochs``, or with ``steps`` set, ``steps / steps_per_epoch`` rounded, at least 1."""
+        if self.steps is None:
+            return self.epochs
+        epochs = max(1, round(self.steps / steps_per_epoch))
+        self._check_warmup(epochs)
+        return epochs
+
+    def _check_warmup(self, epochs: int) -> None:
+        if self.warmup_epochs >= epochs:
             key = _section(self)
+            budget = (
+                f"{key}epochs={epochs}"
+                if self.steps is None
+                else f"the {epochs} epochs that {key}steps={self.steps} gives on this data"
+            )
             raise ConfigError(
-                f"{key}warmup_epochs={self.warmup_epochs} is not shorter than {key}epochs="
-                f"{self.epochs}: the learning rate would never leave its warm-up. Set "
-                f"{key}warmup_epochs below {self.epochs}."
+                f"{key}warmup_epochs={self.warmup_epochs} is not shorter than {budget}: the "
+                f"learning rate would never leave its warm-up. Set {key}warmup_epochs below "
+                f"{epochs}."
             )
 
 
@@ -438,22 +508,44 @@ class Stage1Config(StageConfig):
     alpha: float = 1.0  # reconstruction weight α
     beta_c: float = 0.1  # KL weight β_c of c
     mask_ratio: float = 0.7  # fraction of patches zeroed per sample and view
-    # side of the masked square patches in pixels (4, 8: no better on val, docs/results.md)
-    mask_patch_size: int = 2
+    # side of the masked square patches in pixels (null: patch_for, from the image sides)
+    mask_patch_size: int | None = None
     # fraction of samples whose c is inferred from a random non-empty subset of their views
     # (whole-view dropout on top of the patches; every present view is still reconstructed),
     # so that c from some views matches c from all (docs/missing_views.md)
     view_dropout: float = 0.0
     # after the last epoch, re-estimate the BatchNorm statistics on unmasked training views
-    # (mrdd/train/calibrate.py; chosen on val, docs/results.md "Stage-1 statistics")
-    calibrate_bn: bool = True
+    # (mrdd/train/calibrate.py). Off, as in the paper: on the development suite's val it
+    # cost 14 points of C on digits_edge16 for +3 on the embedded digits' C, whose val
+    # C‖S_best it lowered (docs/results.md, "Sizing from the data")
+    calibrate_bn: bool = False
 
     def validate(self) -> None:
         super().validate()
-        _positive(self, "alpha", "mask_patch_size")
+        _positive(self, "alpha")
+        if self.mask_patch_size is not None:
+            _positive(self, "mask_patch_size")
         _non_negative(self, "beta_c")
         check_view_dropout(self.view_dropout)
         check_mask_ratio(self.mask_ratio)
+
+    def patch_for(self, view_shapes: Sequence[tuple[int, ...]]) -> int:
+        """The masked patches' side for views of ``view_shapes``: ``mask_patch_size`` if set,
+        else the largest side ≤ max(2, smallest image side / :data:`MASK_GRID`) that divides
+        every image side: 2 up to 32×32 (the value chosen on val), 4 for 64×64 (the paper's),
+        1 for odd sides and without images."""
+        if self.mask_patch_size is not None:
+            return self.mask_patch_size
+        sides = [side for shape in view_shapes if len(shape) == 3 for side in shape[1:]]
+        if not sides:
+            return 1
+        largest = max(2, min(sides) // MASK_GRID)
+        return max(p for p in range(1, largest + 1) if all(side % p == 0 for side in sides))
+
+
+#: Automatic masking (``stage1.mask_patch_size`` null) cuts a side larger than 32 pixels into
+#: about this many patches (4-pixel patches on 64×64, the paper's); up to 32, 2-pixel ones.
+MASK_GRID = 16
 
 
 @dataclass
@@ -483,7 +575,8 @@ class RuntimeConfig:
     seed: int = 0  # seeds torch, numpy and the evaluation (which uses seed ... seed + R - 1)
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
     deterministic: bool = False  # torch.use_deterministic_algorithms
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16
+    precision: str = "auto"
     channels_last: bool = True  # NHWC conv weights and activations (faster on CPU and GPU)
     compile: bool = False  # torch.compile the trained networks (eager, with a warning, on failure)
     # CPU, glibc: keep freed memory for reuse instead of faulting it in anew every step
@@ -966,7 +1059,10 @@ def _expected_type(owner: Any, err: OmegaConfBaseException) -> Any:
     """The declared type of the value that failed: a dataclass field or a list/dict item."""
     if dataclasses.is_dataclass(owner) and isinstance(err.key, str):
         return typing.get_type_hints(owner).get(err.key)
-    item_types = typing.get_args(err.ref_type)
+    ref = err.ref_type
+    if typing.get_origin(ref) in (typing.Union, types.UnionType):  # an optional list: its list
+        ref = next(a for a in typing.get_args(ref) if a is not type(None))
+    item_types = typing.get_args(ref)
     if owner in (list, dict) and item_types:
         return item_types[-1]
     return None

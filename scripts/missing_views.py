@@ -12,6 +12,7 @@ mean ± std across the runs. See mrdd/eval/missing.py for what is measured.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import Any
@@ -32,6 +33,7 @@ def evaluate_run(run_dir: str, args: argparse.Namespace) -> list[dict[str, Any]]
     """The missing-view rows of one run, on its own dataset made complete again."""
     trained = mrdd.load(run_dir, device=args.device)
     splits = load_dataset({**trained.config.dataset, "missing_rate": 0.0})
+    splits = dataclasses.replace(splits, best_view=trained.best_view)  # as the run settled it
     return evaluate_missing_views(
         trained.model, splits, args.rates, args.n_seeds, args.seed, split=args.split
     )

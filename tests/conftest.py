@@ -23,7 +23,9 @@ def tiny_config() -> RunConfig:
             "model": TINY_MODEL,
             "stage1": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
             "stage2": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
-            "run": {"device": "cpu", "log_every": 1},
+            # fp32: the exactness checks compare fp32 numbers on every CPU (precision=auto
+            # would be bf16 on one with native bf16); bf16 has its own tests
+            "run": {"device": "cpu", "log_every": 1, "precision": "fp32"},
             # the paper's KMeans only: tests/test_evaluation.py runs the umap method
             "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
         }

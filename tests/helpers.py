@@ -97,7 +97,7 @@ def tiny_run_dict(npz_path, **sections) -> dict:
         "model": copy.deepcopy(TINY_MODEL),
         "stage1": {"epochs": 2, "batch_size": 8},
         "stage2": {"epochs": 2, "batch_size": 8},
-        "run": {"device": "cpu", "log_every": 2},
+        "run": {"device": "cpu", "log_every": 2, "precision": "fp32"},  # as tiny_config
         # the paper's KMeans only: tests/test_evaluation.py runs the umap method end to end
         "eval": {"n_seeds": 2, "num_figure_samples": 4, "clustering": ["kmeans"]},
     }

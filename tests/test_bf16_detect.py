@@ -50,13 +50,18 @@ def test_this_machine_is_detected_as_its_own_flags_say():
     assert [f for f in support.features if f in x86] == [f for f in flags.features if f in x86]
 
 
-def test_auto_stays_fp32_on_the_cpu_and_the_log_says_why(monkeypatch):
-    assert not uses_bf16(CPU, "auto") and uses_bf16(CPU, "bf16")
+def test_auto_is_bf16_on_a_native_cpu_only_and_the_log_says_why(monkeypatch):
+    assert uses_bf16(CPU, "auto") == cpu_bf16_support().native  # this machine's answer
+    assert uses_bf16(CPU, "bf16") and not uses_bf16(CPU, "fp32")
+    assert uses_bf16(torch.device("cuda"), "auto")
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
     note = precision_note(CPU, "auto")
-    assert note.startswith("precision=auto: fp32 on cpu; CPU native bf16: avx512_bf16")
-    assert "auto stays fp32 on the CPU until the suite runs under bf16" in note
+    assert note.startswith("precision=auto: bf16 autocast on cpu; CPU native bf16: avx512_bf16")
+    assert "(auto uses it: val quality within noise of fp32" in note
+    assert precision_note(CPU, "fp32").startswith("precision=fp32: fp32 on cpu")
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": False})
+    assert precision_note(CPU, "auto").startswith("precision=auto: fp32 on cpu; CPU no native")
+    assert "(auto stays fp32: bf16 would be emulated here)" in precision_note(CPU, "auto")
     assert "emulated" in precision_note(CPU, "bf16")
 
 
@@ -64,8 +69,10 @@ def test_run_info_and_train_log_name_what_was_detected(tmp_path):
     write_image_npz(tmp_path / "data.npz")
     cfg = tiny_run_dict(tmp_path / "data.npz", stage="consistency", stage1={"epochs": 1})
     cfg["eval"].update(classifiers=[], regressors=[], figures=False)
+    cfg["run"]["precision"] = "auto"  # what this machine's auto picks, and the line saying so
     run(RunConfig.from_dict(cfg), tmp_path / "run")
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["environment"]["cpu_bf16"] == cpu_bf16_support().record()
     log_text = (tmp_path / "run" / "train.log").read_text()
-    assert f"precision=auto: fp32 on cpu; CPU {cpu_bf16_support().describe()}" in log_text
+    dtype = "bf16 autocast" if cpu_bf16_support().native else "fp32"
+    assert f"precision=auto: {dtype} on cpu; CPU {cpu_bf16_support().describe()}" in log_text

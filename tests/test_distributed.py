@@ -54,7 +54,7 @@ def _config(dataset: dict) -> RunConfig:
             "model": {**TINY_MODEL, "backbone": backbone},
             "stage1": {"epochs": 1, "batch_size": GLOBAL_BATCH, "lr": 1e-2, "mask_ratio": 0.0},
             "stage2": {"epochs": 1, "batch_size": GLOBAL_BATCH, "lr": 1e-2},
-            "run": {"device": "cpu", "log_every": 1, "eval_every": 0},
+            "run": {"device": "cpu", "log_every": 1, "eval_every": 0, "precision": "fp32"},
             # KMeans only: a spawned rank's first UMAP would compile numba kernels for ~15 s
             "eval": {
                 "n_seeds": 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import json
 import logging
 import runpy
@@ -337,19 +338,24 @@ def test_representations_are_named_in_one_place():
 def test_monitor_probes_the_c_plus_s_best_that_the_evaluation_names(
     tmp_path, tiny_splits, tiny_config
 ):
+    """With dataset.best_view set, the probe clusters that C‖S_best; with it null (chosen
+    on val after training), C‖S_all, since C‖S_best does not exist yet."""
     cpu = torch.device("cpu")
     model = MRDD(tiny_splits.view_shapes, tiny_config.model)
     cfg = tiny_config.with_overrides(
         {"run": {"eval_every": 1}, "eval": {"progress_samples": 6, "batch_size": 4}}
     )
-    monitor = TrainingMonitor(tmp_path, tiny_splits, cfg, cpu)
-    codes = extract_codes(model, monitor.probe, 4, cpu)
-    reps = named_representations(codes.c, codes.s, tiny_splits.best_view)
-    labels, k = monitor.probe.labels, tiny_splits.num_classes
-    expected = evaluate_clustering(reps["C+S_best"], labels, k, n_seeds=1)
-    scores = {f"eval_{key}": expected[key]["mean"] for key in ("acc", "nmi", "ari")}
-    assert monitor.probe_scores(model) == scores
-    monitor.close()
+    for best_view, probed_name in ((1, "C+S_best"), (None, "C+S_all")):
+        splits = dataclasses.replace(tiny_splits, best_view=best_view)
+        monitor = TrainingMonitor(tmp_path, splits, cfg, cpu)
+        codes = extract_codes(model, monitor.probe, 4, cpu)
+        reps = named_representations(codes.c, codes.s, best_view)
+        assert ("C+S_best" in reps) == (best_view is not None)
+        labels, k = monitor.probe.labels, tiny_splits.num_classes
+        expected = evaluate_clustering(reps[probed_name], labels, k, n_seeds=1)
+        scores = {f"eval_{key}": expected[key]["mean"] for key in ("acc", "nmi", "ari")}
+        assert monitor.probe_scores(model) == scores
+        monitor.close()
 
 
 def test_a_resumed_monitor_keeps_the_rows_it_does_not_train_again(

@@ -60,7 +60,13 @@ def test_vector_views_get_mlps():
 
 def test_indivisible_image_size_is_refused():
     with pytest.raises(ConfigError, match="divisible by 4"):
-        make_encoder((1, 30, 30), BackboneConfig())
+        make_encoder((1, 30, 30), BackboneConfig(channel_mults=[1, 2, 4]))
+
+
+def test_levels_from_the_data_fit_an_odd_image_size():
+    """channel_mults null: 30 / 4 is not whole, so two levels (to 15), and no refusal."""
+    encoder = make_encoder((1, 30, 30), BackboneConfig(base_width=4))
+    assert encoder(torch.rand(2, 1, 30, 30)).shape == (2, 8 * 15 * 15)
 
 
 def test_same_shape_views_share_one_encoder_and_mixed_shapes_get_their_own():

@@ -82,10 +82,21 @@ def test_the_train_script_refuses_an_old_key_with_one_line(tmp_path):
 
 
 def test_the_old_default_config_upgrades_to_todays_default():
-    """The default run of the old code, read today, is today's default run."""
+    """The default run of the old code, read today, is today's default run with the
+    values that today's default derives from the default data (issue 21's sizing rules:
+    3 conv levels for 32×32 views, 2-pixel patches, MLP widths that no image view uses)
+    and its fixed C‖S_best view 0 written out, as the old code recorded them, with the
+    stage-1 re-calibration it had on."""
     old_default = json.loads((FIXTURE / "default_config.json").read_text())
     assert "train" in old_default  # it really is the old layout
-    assert RunConfig.from_record(old_default) == RunConfig()
+    today = RunConfig.from_dict(
+        {
+            "dataset": {**RunConfig().dataset, "best_view": 0},
+            "model": {"backbone": {"channel_mults": [1, 2, 4], "mlp_hidden": [512, 256]}},
+            "stage1": {"mask_patch_size": 2, "calibrate_bn": True},
+        }
+    )
+    assert RunConfig.from_record(old_default) == today
 
 
 def test_an_upgraded_record_keeps_every_value():

@@ -164,8 +164,9 @@ class DatasetSplits:
     name: str
     class_names: list[str] = field(default_factory=list)
     val: MultiViewData | None = None
-    #: The view whose specific code is concatenated with ``C`` to form ``C‖S_best``.
-    best_view: int = 0
+    #: The view whose specific code is concatenated with ``C`` to form ``C‖S_best``;
+    #: ``None``: not chosen yet (:func:`mrdd.eval.best_view.settle_best_view` chooses it).
+    best_view: int | None = None
     #: The settings that drew the split (seed, test fraction, missing-view rate and seed),
     #: as :func:`mrdd.data.load_dataset` passed them; part of :attr:`identity`.
     split_settings: dict[str, Any] = field(default_factory=dict)
@@ -175,7 +176,7 @@ class DatasetSplits:
     preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.best_view < self.train.num_views:
+        if self.best_view is not None and not 0 <= self.best_view < self.train.num_views:
             raise DataError(
                 f"{self.name}: best_view={self.best_view} but the dataset has "
                 f"{self.train.num_views} views (0..{self.train.num_views - 1})."

@@ -56,7 +56,8 @@ def load_dataset(options: Mapping[str, Any]) -> DatasetSplits:
     """
     options = dict(options)
     name = options.pop("name", None)
-    best_view = int(options.pop("best_view", 0))
+    best_view = options.pop("best_view", None)
+    best_view = None if best_view is None else int(best_view)
     common = {key: options.pop(key, default) for key, default in DATASET_OPTIONS.items()}
     missing_seed, val_seed = int(common["missing_seed"]), int(common["val_seed"])
     missing_rate, val_fraction = float(common["missing_rate"]), float(common["val_fraction"])

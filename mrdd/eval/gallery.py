@@ -73,7 +73,8 @@ def reconstruction_rows(
     """
     consistency = _first_stage(model)
     generator = torch.Generator(views[0].device).manual_seed(cfg.run.seed)
-    masked = mask_views(views, cfg.stage1.mask_ratio, cfg.stage1.mask_patch_size, generator)
+    patch = cfg.stage1.patch_for([tuple(v.shape[1:]) for v in views])
+    masked = mask_views(views, cfg.stage1.mask_ratio, patch, generator)
     rows = {
         "original": views,
         f"masked ({cfg.stage1.mask_ratio:g})": masked,

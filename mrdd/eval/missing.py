@@ -101,10 +101,16 @@ def evaluate_missing_views(
 ) -> list[dict[str, Any]]:
     """One row of scores per missing rate on ``split`` (see the module docstring; ``val``
     to choose, e.g. between imputers, ``test`` to report). ``model``: a trained model
-    (``mrdd.load(run_dir).model``) on the device it is evaluated on."""
+    (``mrdd.load(run_dir).model``) on the device it is evaluated on; ``splits.best_view``
+    set (``mrdd.load(run_dir).best_view``: the view the run settled on)."""
     device = next(model.parameters()).device
     batch_size = EvalConfig.batch_size  # the evaluation's extraction batch (eval.batch_size)
     best = splits.best_view
+    if best is None:
+        raise ValueError(
+            f"{splits.name}: splits.best_view is not set; pass the trained model's, "
+            "dataclasses.replace(splits, best_view=mrdd.load(run_dir).best_view)."
+        )
     complete = splits.split(split)
     clf = view_classifier(splits.train.views[best].cpu(), splits.train.labels.cpu(), seed)
     truth = [x.cpu() for x in complete.views]

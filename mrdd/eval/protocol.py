@@ -25,6 +25,7 @@ from torch import Tensor
 
 from mrdd.config import EvalConfig, RunConfig
 from mrdd.data import DatasetSplits
+from mrdd.eval.best_view import best_on_val, settle_best_view
 from mrdd.eval.gallery import SplitCodes, write_figures
 from mrdd.eval.manifold import FIT_SPLIT, manifold_codes
 from mrdd.eval.metrics import (
@@ -104,6 +105,7 @@ def evaluate_model(
         name: extract_codes(model, splits.split(name), ev.batch_size, device)
         for name in splits.names
     }
+    splits, best_view = settle_best_view(model, splits, cfg, device, codes.get("val"))
     reps = {name: named_representations(c.c, c.s, splits.best_view) for name, c in codes.items()}
     features = {
         name: {**reps[name], **raw_floor(splits.split(name), splits.best_view)}
@@ -133,6 +135,8 @@ def evaluate_model(
         "stage": cfg.stage,
         "model": "mrdd" if isinstance(model, MRDD) else "consistency",
         "best_view": splits.best_view,
+        "best_view_choice": best_view,
+        "best_on_val": best_on_val(scores),
         "seed": cfg.run.seed,
         "eval": cfg.to_dict()["eval"],
         "splits": {name: len(splits.split(name)) for name in codes},

@@ -18,6 +18,10 @@ from mrdd.models import MRDD, Codes, ConsistencyModel
 HEADLINE = ("C", "C+S_best")
 
 
+#: The codes a run may report as its representation: ``metrics.md`` names the best of them
+#: on val (:func:`mrdd.eval.best_view.best_on_val`), the one to report on test.
+REPORTABLE = ("C", "C+S_best", "C+S_all")
+
 #: The raw-input floor among the clustered representations (see :func:`raw_floor`).
 RAW_FLOOR = "raw_best"
 
@@ -32,20 +36,19 @@ def specific_name(v: int) -> str:
     return f"S_{v}"
 
 
-def named_representations(c: Tensor, s: list[Tensor], best_view: int) -> dict[str, Tensor]:
+def named_representations(c: Tensor, s: list[Tensor], best_view: int | None) -> dict[str, Tensor]:
     """``C``, ``S_0`` … ``S_{V-1}``, ``C+S_best`` (``C‖S_best``) and ``C+S_all``
-    (``C‖S_0‖…‖S_{V-1}``), in this order; only ``C`` for a stage-1 model (``s == []``).
+    (``C‖S_0‖…‖S_{V-1}``), in this order; only ``C`` for a stage-1 model (``s == []``);
+    no ``C+S_best`` while ``best_view`` is ``None`` (not chosen yet, during training).
 
     ``c`` is N×c_dim and every ``s[v]`` N×v_dim, so ``C+S_all`` is N×(c_dim + V·v_dim).
     """
     if not s:
         return {"C": c}
-    return {
-        "C": c,
-        **{specific_name(v): s_v for v, s_v in enumerate(s)},
-        "C+S_best": torch.cat([c, s[best_view]], dim=1),
-        "C+S_all": torch.cat([c, *s], dim=1),
-    }
+    named = {"C": c, **{specific_name(v): s_v for v, s_v in enumerate(s)}}
+    if best_view is not None:
+        named["C+S_best"] = torch.cat([c, s[best_view]], dim=1)
+    return {**named, "C+S_all": torch.cat([c, *s], dim=1)}
 
 
 def raw_floor(data: MultiViewData, best_view: int) -> dict[str, Tensor]:
@@ -63,9 +66,13 @@ def headline(representations: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def probed(representations: dict[str, Tensor]) -> Tensor:
-    """The one representation the training probe clusters: the last :data:`HEADLINE` one
-    present (``C+S_best``, or ``C`` for a stage-1 model)."""
-    return list(headline(representations).values())[-1]
+    """The one representation the training probe clusters: ``C+S_best``; ``C+S_all`` while
+    the best view is not chosen (``dataset.best_view`` null, chosen after training); ``C``
+    for a stage-1 model."""
+    for name in ("C+S_best", "C+S_all"):
+        if name in representations:
+            return representations[name]
+    return representations["C"]
 
 
 @torch.no_grad()

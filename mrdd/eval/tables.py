@@ -167,7 +167,8 @@ def metrics_markdown(metrics: Mapping[str, Any]) -> str:
     redundancy as R²/nats)."""
     parts = [
         f"# Evaluation of {metrics['dataset']} ({metrics['model']} model, "
-        f"stage {metrics['stage']}, seed {metrics['seed']})"
+        f"stage {metrics['stage']}, seed {metrics['seed']})",
+        *_choices(metrics),
     ]
     sections = pivot(metrics["scores"], "task", ["split"])
     for task, unit in UNITS.items():
@@ -176,6 +177,27 @@ def metrics_markdown(metrics: Mapping[str, Any]) -> str:
             if rows:
                 parts += _task_section(task, unit, rows, metrics)
     return "\n\n".join(parts) + "\n"
+
+
+def _choices(metrics: Mapping[str, Any]) -> list[str]:
+    """What was chosen on val: the view of ``C+S_best`` and the code to report (metrics
+    written before either was recorded have neither)."""
+    lines = []
+    choice = metrics.get("best_view_choice")
+    if choice and metrics["model"] == "mrdd":
+        how = choice["by"]
+        if "val_acc" in choice:
+            scores = ", ".join(f"view {v} {acc:.1f}" for v, acc in enumerate(choice["val_acc"]))
+            how = f"chosen on {how}: {scores}"
+        lines.append(f"`C+S_best` is `C‖S_{choice['view']}` ({how}).")
+    best = metrics.get("best_on_val")
+    if best and metrics["model"] == "mrdd":
+        scores = ", ".join(f"{name} {acc:.1f}" for name, acc in best["val_acc"].items())
+        lines.append(
+            f"Best on val (KMeans ACC, %): **{best['representation']}** ({scores}); the "
+            "code to report on test is the one chosen on val."
+        )
+    return lines
 
 
 def _task_section(

@@ -41,15 +41,19 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-def _check_image_shape(shape: tuple[int, ...], cfg: BackboneConfig) -> None:
+def _image_levels(shape: tuple[int, ...], cfg: BackboneConfig) -> tuple[list[int], int]:
+    """The level widths of an image view's conv networks and their downsampling factor."""
     _, h, w = shape
-    f = cfg.downsampling
+    mults = cfg.mults_for(shape)
+    f = 2 ** (len(mults) - 1)
     if h % f or w % f:
         raise ConfigError(
-            f"An image view of size {h}×{w} cannot be downsampled {len(cfg.channel_mults) - 1} "
-            f"times (factor {f}) by model.backbone.channel_mults={cfg.channel_mults}; "
-            f"use an image size divisible by {f} or fewer levels."
+            f"An image view of size {h}×{w} cannot be downsampled {len(mults) - 1} "
+            f"times (factor {f}) by model.backbone.channel_mults={mults}; "
+            f"use an image size divisible by {f}, fewer levels, or channel_mults=null "
+            "(levels from the image size)."
         )
+    return [cfg.base_width * m for m in mults], f
 
 
 class ConvEncoder(nn.Module):
@@ -57,9 +61,8 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], cfg: BackboneConfig) -> None:
         super().__init__()
-        _check_image_shape(shape, cfg)
+        widths, f = _image_levels(shape, cfg)
         channels, h, w = shape
-        widths = [cfg.base_width * m for m in cfg.channel_mults]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1)]
         for level, width in enumerate(widths):
             if level > 0:
@@ -72,7 +75,6 @@ class ConvEncoder(nn.Module):
             nn.Flatten(),
         ]
         self.net = nn.Sequential(*layers)
-        f = cfg.downsampling
         self.out_features = cfg.latent_channels * (h // f) * (w // f)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -84,11 +86,10 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, in_features: int, shape: tuple[int, ...], cfg: BackboneConfig) -> None:
         super().__init__()
-        _check_image_shape(shape, cfg)
+        widths, f = _image_levels(shape, cfg)
+        widths = widths[::-1]
         channels, h, w = shape
-        f = cfg.downsampling
         self.grid = (cfg.latent_channels, h // f, w // f)
-        widths = [cfg.base_width * m for m in reversed(cfg.channel_mults)]
         layers: list[nn.Module] = [
             nn.Linear(in_features, math.prod(self.grid)),
             nn.Unflatten(1, self.grid),
@@ -127,8 +128,9 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], cfg: BackboneConfig) -> None:
         super().__init__()
-        self.net = nn.Sequential(_mlp([shape[0], *cfg.mlp_hidden]), nn.SiLU())
-        self.out_features = cfg.mlp_hidden[-1]
+        hidden = cfg.hidden_for(shape[0])
+        self.net = nn.Sequential(_mlp([shape[0], *hidden]), nn.SiLU())
+        self.out_features = hidden[-1]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -140,7 +142,7 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, in_features: int, shape: tuple[int, ...], cfg: BackboneConfig) -> None:
         super().__init__()
-        self.net = _mlp([in_features, *reversed(cfg.mlp_hidden), shape[0]])
+        self.net = _mlp([in_features, *reversed(cfg.hidden_for(shape[0])), shape[0]])
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)

@@ -10,6 +10,7 @@ A run refuses a checkpoint whose settings or data differ from its own, naming th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from mrdd.atomic import atomic_torch_save
-from mrdd.config import RunConfig, flatten_keys, upgrade_record
+from mrdd.config import TRAINED_SECTIONS, RunConfig, flatten_keys, upgrade_record
 from mrdd.data import DatasetSplits
 from mrdd.errors import CheckpointError
 from mrdd.version import __version__
@@ -31,17 +32,19 @@ def save_model_checkpoint(
     model: nn.Module,
     config: RunConfig,
     splits: DatasetSplits,
-    history: list[dict[str, float]] | None = None,
+    contents: Mapping[str, Any] | None = None,
 ) -> None:
     """Save a trained model of ``kind`` (``consistency`` or ``mrdd``) with what rebuilds it:
     its config and the view shapes, the identity of its training data (``splits.identity``)
     and what the loader did to its views (``splits.preprocessing``, :mod:`mrdd.data.preprocess`;
-    checkpoints without it load as "not recorded")."""
+    checkpoints without it load as "not recorded"), and ``contents``: the training
+    ``history`` and how its ``C‖S_best`` view was settled (``best_view``,
+    :func:`mrdd.eval.best_view.settle_best_view`)."""
     prep = splits.preprocessing.to_payload() if splits.preprocessing else None
     payload = checkpoint_payload(
         kind, model.state_dict(), config, splits.view_shapes, splits.identity, preprocessing=prep
     )
-    atomic_torch_save({**payload, "history": history or []}, path)
+    atomic_torch_save({**payload, "history": [], "best_view": None, **(contents or {})}, path)
 
 
 def checkpoint_payload(
@@ -131,8 +134,13 @@ _STATE_ADVICE = (
 
 
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
-    """The settings a checkpoint of ``kind`` and the run that loads it must agree on."""
+    """The settings a checkpoint of ``kind`` and the run that loads it must agree on. A
+    stage's null ``steps`` (its budget in epochs) is left out: a record written before
+    step budgets existed has none, and its budget was its epochs."""
     flat = flatten_keys(config)
+    for section in TRAINED_SECTIONS["all"]:
+        if flat.get(f"{section}.steps", 0) is None:
+            del flat[f"{section}.steps"]
     prefixes = _MODEL_SETTINGS.get(kind)
     if prefixes is not None:
         flat = {k: v for k, v in flat.items() if k.startswith(prefixes)}

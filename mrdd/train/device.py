@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import platform
 import random
@@ -34,13 +35,25 @@ def resolve_device(name: str) -> torch.device:
 
 
 def uses_bf16(device: torch.device, precision: str) -> bool:
-    """Whether ``precision`` means bf16 autocast on ``device`` (``auto``: on CUDA only).
+    """Whether ``precision`` means bf16 autocast on ``device``. ``auto``: on CUDA, and on
+    a CPU that runs bf16 natively (:func:`cpu_bf16_support`), where its val quality at the
+    default is within noise of fp32's over 3 training seeds and a run is 1.12× faster
+    (docs/performance.md); fp32 on other CPUs, where bf16 is emulated and slow."""
+    native = device.type == "cpu" and _native_cpu_bf16()
+    return _picks_bf16(device, precision, native)
 
-    ``auto`` stays fp32 on the CPU even where :func:`cpu_bf16_support` finds native bf16.
-    bf16's val quality at the default is within noise of fp32's over 3 training seeds
-    (docs/performance.md), so ``auto`` is to pick it on such CPUs; not done yet because
-    the test suite has not been run under that change."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+def _picks_bf16(device: torch.device, precision: str, native_cpu_bf16: bool) -> bool:
+    """The rule of :func:`uses_bf16`, given whether the CPU has native bf16."""
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and native_cpu_bf16)
+
+
+@functools.cache
+def _native_cpu_bf16() -> bool:
+    """:func:`cpu_bf16_support` of this process's CPU, asked once (autocast asks per step)."""
+    return cpu_bf16_support().native
 
 
 #: CPU features that execute bf16 arithmetic natively (x86: AVX-512 BF16 and AMX tiles;
@@ -102,16 +115,20 @@ def cpu_bf16_support(
 def precision_note(device: torch.device, precision: str) -> str:
     """One log line: the precision a run computes in on ``device``, and on the CPU what
     bf16 support was found and what it means for ``precision``."""
-    dtype = "bf16 autocast" if uses_bf16(device, precision) else "fp32"
-    line = f"precision={precision}: {dtype} on {device.type}"
     if device.type != "cpu":
-        return line
+        dtype = "bf16 autocast" if uses_bf16(device, precision) else "fp32"
+        return f"precision={precision}: {dtype} on {device.type}"
     support = cpu_bf16_support()
+    dtype = "bf16 autocast" if _picks_bf16(device, precision, support.native) else "fp32"
+    line = f"precision={precision}: {dtype} on {device.type}"
     line += f"; CPU {support.describe()}"
-    if precision == "auto" and support.native:
-        line += " (auto stays fp32 on the CPU until the suite runs under bf16; its val "
-        line += "quality is within noise of fp32, docs/performance.md; "
-        line += "run.precision=bf16 uses it)"
+    if precision == "auto":
+        line += (
+            " (auto uses it: val quality within noise of fp32, docs/performance.md; "
+            "run.precision=fp32 turns it off)"
+            if support.native
+            else " (auto stays fp32: bf16 would be emulated here)"
+        )
     elif precision == "bf16" and not support.native:
         line += " (bf16 is emulated here and usually slower than fp32)"
     return line

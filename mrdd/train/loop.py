@@ -90,7 +90,8 @@ class _EpochRunner:
         checkpoint: StageCheckpoint | None,
         show_progress: bool,
     ) -> None:
-        self.stage, self.loader, self.epochs = stage, loader, stage.settings.epochs
+        self.stage, self.loader = stage, loader
+        self.epochs = stage.settings.epochs_for(len(loader))
         self.show_progress = show_progress
         steps, settings = len(loader), stage.settings
         total, warmup = self.epochs * steps, settings.warmup_epochs * steps

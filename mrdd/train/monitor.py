@@ -6,7 +6,8 @@ when a score was first reached) goes to TensorBoard
 (``<run_dir>/tb``, one tag per ``<stage>/<term>``) and to ``<run_dir>/progress.csv``.
 Every ``run.eval_every`` epochs the probe clusters a fixed random subsample of
 the validation split (of the training split if there is none; never of test) once
-(one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best`` in stage 2 — and adds
+(one KMeans seed, n_init=10) — ``C`` in stage 1, ``C‖S_best`` in stage 2 (``C‖S_all`` while
+the best view is still to be chosen on val, ``dataset.best_view`` null) — and adds
 ``eval_acc``, ``eval_nmi`` and ``eval_ari`` to the record, so they also land in
 ``history.json`` and the training-curves figure. The probe
 consumes no torch random numbers, so training is the same with or without it. With
@@ -80,7 +81,7 @@ class TrainingMonitor:
         self.clock = time.perf_counter()
 
     def probe_scores(self, model: MRDD | ConsistencyModel) -> dict[str, float]:
-        """One KMeans run on the probe subsample of ``C`` (stage 1) or ``C‖S_best`` (stage 2)."""
+        """One KMeans run on the probe subsample of :func:`probed`'s representation."""
         codes = extract_codes(model, self.probe, self.batch_size, self.device)
         features = probed(named_representations(codes.c, codes.s, self.best_view))
         scores = evaluate_clustering(

@@ -33,6 +33,7 @@ from mrdd.config import ConfigError, RunConfig, adopt_stage1_settings, refuse_un
 from mrdd.data import BatchLoader, DatasetSplits, MultiViewData, load_dataset
 from mrdd.errors import MRDDError
 from mrdd.eval import evaluate_model, metrics_markdown, save_metrics
+from mrdd.eval.best_view import settle_best_view
 from mrdd.models import MRDD, ConsistencyModel
 from mrdd.train.checkpoint import CheckpointError, load_checkpoint, save_model_checkpoint
 from mrdd.train.device import (
@@ -235,8 +236,11 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         seed=runtime.seed,
         shard=(ctx.dist.rank, ctx.dist.world_size),
     )
+    epochs = settings.epochs_for(len(loader))
+    key = stage.section
+    budget = f"{key}.epochs" if settings.steps is None else f"{key}.steps={settings.steps}"
     log.info(
-        "%s (%s): %d epochs of %d steps", stage.label, stage.name, settings.epochs, len(loader)
+        "%s (%s): %d epochs of %d steps (%s)", stage.label, stage.name, epochs, len(loader), budget
     )
     checkpoint = StageCheckpoint(
         ctx.out_dir / stage.state_file(),
@@ -246,7 +250,7 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         save=ctx.dist.is_main,
         data_identity=ctx.splits.identity,
     )
-    plateau = PlateauStop.for_stage(runtime, stage.name, settings.epochs)
+    plateau = PlateauStop.for_stage(runtime, stage.name, epochs)
     monitor = ctx.monitor.callback(stage.name, stage.model, plateau) if ctx.monitor else None
     history = fit(
         stage,
@@ -257,9 +261,11 @@ def train_stage(ctx: RunContext, stage: Stage) -> list[dict[str, float]]:
         plateau=plateau,
     )
     stage.finish(ctx.splits.train)
+    ctx.splits, best_view = settle_best_view(stage.model, ctx.splits, ctx.cfg, ctx.device)
     if ctx.dist.is_main:
         path = ctx.out_dir / stage.model_file()
-        save_model_checkpoint(path, stage.model_kind, stage.model, ctx.cfg, ctx.splits, history)
+        contents = {"history": history, "best_view": best_view}
+        save_model_checkpoint(path, stage.model_kind, stage.model, ctx.cfg, ctx.splits, contents)
     return history
 
 

@@ -113,13 +113,15 @@ class Stage:
     @classmethod
     def check_data(cls, cfg: RunConfig, splits: DatasetSplits) -> None:
         """Refuse the stage's settings that cannot work with ``splits`` (before training)."""
-        size, n = getattr(cfg, cls.section).batch_size, len(splits.train)
+        settings, n = getattr(cfg, cls.section), len(splits.train)
+        size = settings.batch_size
         if size > n:
             raise ConfigError(
                 f"{cls.section}.batch_size={size} is larger than the {n} training samples of "
                 f"{splits.name}; batches drop the incomplete last one, so an epoch would have "
                 f"no batch. Set {cls.section}.batch_size to at most {n}."
             )
+        settings.epochs_for(n // size)  # refuses a warm-up as long as the derived budget
 
     @classmethod
     def build(
@@ -192,12 +194,15 @@ class ConsistencyStage(Stage):
         self.params = [p for p in model.parameters() if p.requires_grad]
         settings = self.settings
         self.optimizers = [_adamw(self.params, settings.lr, settings.weight_decay, device)]
+        self.patch_size = settings.patch_for(model.view_shapes)
 
     @classmethod
     def check_data(cls, cfg: RunConfig, splits: DatasetSplits) -> None:
         super().check_data(cfg, splits)
         if cfg.stage1.mask_ratio > 0:
-            check_patch_size(cfg.stage1.mask_patch_size, splits.view_shapes, splits.name)
+            check_patch_size(
+                cfg.stage1.patch_for(splits.view_shapes), splits.view_shapes, splits.name
+            )
 
     @classmethod
     def build(cls, cfg, splits, device, dist=None, previous=None) -> ConsistencyStage:
@@ -221,7 +226,7 @@ class ConsistencyStage(Stage):
             weights = view_weights(batch.views, batch.available)
             views = zero_absent_views(batch.views, weights)  # the targets: every present view
             seen = drop_views_per_sample(weights, cfg.view_dropout)  # what c is inferred from
-            masked = mask_views(zero_absent_views(views, seen), cfg.mask_ratio, cfg.mask_patch_size)
+            masked = mask_views(zero_absent_views(views, seen), cfg.mask_ratio, self.patch_size)
         with self.phase("forward"):
             with autocast(self.device, self.runtime.precision):
                 out = self.net(masked)
