@@ -12,7 +12,6 @@ mean ± std across the runs. See mrdd/eval/missing.py for what is measured.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import mrdd
 from mrdd.cli import reporting_user_errors
 from mrdd.config import SPLITS
-from mrdd.data import load_dataset
 from mrdd.eval.missing import (
     DEFAULT_RATES,
     across_runs,
@@ -32,8 +30,8 @@ from mrdd.eval.missing import (
 def evaluate_run(run_dir: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The missing-view rows of one run, on its own dataset made complete again."""
     trained = mrdd.load(run_dir, device=args.device)
-    splits = load_dataset({**trained.config.dataset, "missing_rate": 0.0})
-    splits = dataclasses.replace(splits, best_view=trained.best_view)  # as the run settled it
+    # prepared as the model's training data, with C‖S_best's view as the run settled it
+    splits = trained.load_data({**trained.config.dataset, "missing_rate": 0.0})
     return evaluate_missing_views(
         trained.model, splits, args.rates, args.n_seeds, args.seed, split=args.split
     )

@@ -99,7 +99,7 @@ def _percent(scores: list[float]) -> str:
 def best_on_val(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Which of :data:`REPORTABLE` clusters best on val (mean KMeans ACC of the ``rows``
     of the paper's clustering protocol), with every candidate's val ACC in %; ``None``
-    without val rows. The code to report on test is the one this names, not the best on test."""
+    without val rows. The code a run reports is the one this names."""
     val_acc = {
         row["representation"]: row["mean"]
         for row in rows
