@@ -586,8 +586,9 @@ class RuntimeConfig:
     skip_nonfinite: bool = False  # skip (and count) NaN/inf steps instead of stopping the run
     eval_every: int = 1  # epochs between clusterings of a fixed validation subsample (0: off)
     # stop a stage once that val probe has not improved for this many probes, and keep the
-    # stage's best weights by it (null: off; its effect on quality is not measured yet,
-    # docs/performance.md); needs a val split and run.eval_every > 0
+    # stage's best weights by it (null: off; 5 cost 4-5 points of val ACC over 3 seeds, one
+    # seed stopping on the probe's noise at epoch 9, docs/performance.md); needs a val split
+    # and run.eval_every > 0
     plateau_patience: int | None = None
     plateau_metric: str = "acc"  # the probe score the plateau stop watches: acc | nmi | ari
 
@@ -625,6 +626,10 @@ REGRESSORS = ("ridge", "mlp")
 #: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
 CLUSTERING_METHODS = ("kmeans", "umap")
 
+#: How the umap method's UMAP finds neighbours (``eval.umap_knn``): NN-descent at every
+#: size, or umap-learn's own rule (exact below 4,096 samples), :mod:`mrdd.eval.manifold`.
+UMAP_KNN = ("nndescent", "auto")
+
 
 @dataclass
 class EvalConfig:
@@ -651,6 +656,10 @@ class EvalConfig:
     umap_components: int = 10  # dimension of the embedding KMeans clusters (>= 2: the figure)
     umap_neighbors: int = 15  # neighbours of UMAP's graph (capped below the train size)
     umap_min_dist: float = 0.0  # UMAP's min_dist: 0 packs each cluster tightly, in [0, 1]
+    # how UMAP finds each code's neighbours: nndescent (approximate, at every size) | auto
+    # (umap-learn's own rule: exact distances below 4,096 train samples, NN-descent above;
+    # ~4x slower at 3,600 codes, docs/evaluation.md, "How neighbours are found")
+    umap_knn: str = "nndescent"
     figures: bool = True  # write the PNG figures into the run directory
     num_figure_samples: int = 8  # samples per figure row; side of the swap grids
     embedding_samples: int = 1000  # most points in a t-SNE / UMAP plot
@@ -668,6 +677,7 @@ class EvalConfig:
         _subset(self, "classifiers", CLASSIFIERS)
         _subset(self, "regressors", REGRESSORS)
         _subset(self, "clustering", CLUSTERING_METHODS)
+        _choice(self, "umap_knn", UMAP_KNN)
         if self.umap_components < 2 or self.umap_neighbors < 2:
             raise ConfigError(
                 "eval.umap_components and eval.umap_neighbors must be at least 2 (a 2-D view "

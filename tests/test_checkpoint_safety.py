@@ -249,3 +249,16 @@ def test_api_refuses_a_bad_availability_mask(trained):
         trained.encode(views, available=np.ones((6, 3), bool))
     with pytest.raises(ViewsError, match=r"booleans or 0/1"):
         trained.encode(views, available=np.full((6, 2), 0.5))
+
+
+def test_a_state_from_before_eval_umap_knn_existed_is_not_refused_for_it_but_a_changed_one_is():
+    from mrdd.config import RunConfig
+
+    config, shapes = RunConfig(), [(1, 8, 8), (1, 8, 8)]
+    old = config.to_dict()
+    del old["eval"]["umap_knn"]  # written before the key existed
+    check_compatible({"kind": "state", "config": old, "view_shapes": shapes}, config, shapes, "f")
+    other = RunConfig.from_dict({"eval": {"umap_knn": "auto"}}).to_dict()
+    state = {"kind": "state", "config": other, "view_shapes": shapes}
+    with pytest.raises(CheckpointError, match="eval.umap_knn"):
+        check_compatible(state, config, shapes, "f")

@@ -15,7 +15,7 @@ from mrdd.config import ConfigError, EvalConfig, RunConfig
 from mrdd.data import MultiViewData
 from mrdd.eval.ablate import ablate
 from mrdd.eval.collect import collect
-from mrdd.eval.manifold import manifold_codes
+from mrdd.eval.manifold import _umap, manifold_codes
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.representations import raw_floor
 from mrdd.eval.tables import find_score, metrics_markdown, score_row
@@ -61,6 +61,15 @@ def test_the_train_split_gets_the_fitted_embedding_and_one_fit_serves_all_splits
         np.testing.assert_array_equal(first[split]["x"], again[split]["x"])
 
 
+@pytest.mark.parametrize("knn, approximate", [("nndescent", True), ("auto", False)])
+def test_umap_knn_picks_nn_descent_or_umap_learns_own_rule(knn, approximate):
+    reducer = _umap(EvalConfig(umap_knn=knn), seed=0, n_train=500)
+    assert reducer.force_approximation_algorithm is approximate
+    x = np.random.default_rng(0).normal(size=(60, 4))  # under 4,096: auto goes exact
+    reducer.fit(x)
+    assert reducer._small_data is not approximate  # umap-learn's flag of the exact path
+
+
 def test_the_raw_floor_is_the_best_views_inputs_and_left_out_with_missing_views():
     views, labels = make_views(6, size=4)
     floor = raw_floor(MultiViewData(views, labels, "d"), best_view=1)
@@ -79,6 +88,7 @@ def test_config_names_the_clustering_methods_and_checks_umap_settings():
         ({"umap_components": 1}, "eval.umap_components"),
         ({"umap_neighbors": 1}, "eval.umap_neighbors"),
         ({"umap_min_dist": 1.5}, "eval.umap_min_dist"),
+        ({"umap_knn": "exact"}, "eval.umap_knn"),
     ):
         with pytest.raises(ConfigError, match=key):
             RunConfig.from_dict({"eval": bad})

@@ -74,7 +74,8 @@ def method_texts(ev: EvalConfig) -> dict[str, str]:
     """:data:`METHODS` and the umap clustering method's text, with ``ev``'s settings."""
     umap = (
         f"UMAP(n_components={ev.umap_components}, n_neighbors={ev.umap_neighbors}, "
-        f"min_dist={ev.umap_min_dist:g}, random_state=seed) fitted once per representation "
+        f"min_dist={ev.umap_min_dist:g}, random_state=seed; neighbours: {ev.umap_knn}) "
+        "fitted once per representation "
         "on the train split's codes (standardised on train), every split mapped into it; "
         "KMeans(k=num_classes, n_init=10) on the embedded codes, one run per seed (one "
         f"embedding for all runs); {RAW_FLOOR}: the same on the best view's raw inputs."

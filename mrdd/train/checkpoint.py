@@ -133,6 +133,12 @@ _STATE_ADVICE = (
 )
 
 
+#: Evaluation settings added after records were written, with what such a record's runs
+#: used. A record without the key is not refused for it: the key changes no trained weight,
+#: and the resumed run's evaluation records the value it used.
+ADDED_EVAL_KEYS = {"eval.umap_knn": "auto"}
+
+
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
     """The settings a checkpoint of ``kind`` and the run that loads it must agree on. A
     stage's null ``steps`` (its budget in epochs) is left out: a record written before
@@ -168,6 +174,8 @@ def check_compatible(
     kind = payload["kind"]
     saved = compared_settings(payload["config"], payload["view_shapes"], kind)
     wanted = compared_settings(config.to_dict(), view_shapes, kind)
+    for key in ADDED_EVAL_KEYS.keys() - saved.keys():  # a record from before the key existed
+        wanted.pop(key, None)
     if data_identity is not None:
         saved.update(flatten_keys({"data": payload.get("data") or {}}))
         wanted.update(flatten_keys({"data": data_identity}))
