@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out} exists; pass --out <new file>.", file=sys.stderr)
         return 2
     grid = [g for g in GRID if args.settings is None or label(g) in args.settings]
-    if args.settings is not None and len(grid) != len(args.settings):
+    if args.settings is not None and len(grid) != len(set(args.settings)):
         known = "; ".join(map(label, GRID))
         print(f"error: --settings names a row not in the grid; its rows: {known}", file=sys.stderr)
         return 2

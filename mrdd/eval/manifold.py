@@ -73,10 +73,10 @@ def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no
 
     ``eval.umap_knn=nndescent`` (the default) makes UMAP find neighbours by NN-descent at
     every size. umap-learn's own rule (``auto``) switches to exact distances below 4,096
-    samples, and computes them through scikit-learn's ``pairwise_distances`` with a
-    Python-called metric, one call per pair: 16.5–17 s of a 20 s fit of 3,600 codes, where
-    NN-descent fits in 4.5 s. One algorithm at every size also keeps a dataset's umap
-    rows from changing method when its train split crosses 4,096 samples.
+    samples and computes them through scikit-learn's ``pairwise_distances`` with a metric
+    called from Python once per pair, about 4x slower at 3,600 codes (docs/evaluation.md,
+    "How neighbours are found", has the timings). One algorithm at every size also keeps a
+    dataset's umap rows from changing method when its train split crosses 4,096 samples.
     """
     _numba_off_torchs_openmp()
     import umap  # on first use: importing umap-learn loads numba (seconds)

@@ -133,10 +133,10 @@ _STATE_ADVICE = (
 )
 
 
-#: Evaluation settings added after records were written, with what such a record's runs
-#: used. A record without the key is not refused for it: the key changes no trained weight,
-#: and the resumed run's evaluation records the value it used.
-ADDED_EVAL_KEYS = {"eval.umap_knn": "auto"}
+#: Evaluation settings added after records were written (``eval.umap_knn``: such runs used
+#: what is now ``auto``). A record without one is not refused for it: it changes no trained
+#: weight, and the resumed run's evaluation records the value it used.
+ADDED_EVAL_KEYS = ("eval.umap_knn",)
 
 
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
@@ -174,7 +174,7 @@ def check_compatible(
     kind = payload["kind"]
     saved = compared_settings(payload["config"], payload["view_shapes"], kind)
     wanted = compared_settings(config.to_dict(), view_shapes, kind)
-    for key in ADDED_EVAL_KEYS.keys() - saved.keys():  # a record from before the key existed
+    for key in set(ADDED_EVAL_KEYS) - saved.keys():  # a record from before the key existed
         wanted.pop(key, None)
     if data_identity is not None:
         saved.update(flatten_keys({"data": payload.get("data") or {}}))
