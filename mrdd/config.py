@@ -626,9 +626,10 @@ REGRESSORS = ("ridge", "mlp")
 #: paper's), and KMeans on their UMAP embedding fitted on train (:mod:`mrdd.eval.manifold`).
 CLUSTERING_METHODS = ("kmeans", "umap")
 
-#: How the umap method's UMAP finds neighbours (``eval.umap_knn``): NN-descent at every
-#: size, or umap-learn's own rule (exact below 4,096 samples), :mod:`mrdd.eval.manifold`.
-UMAP_KNN = ("nndescent", "auto")
+#: How the umap method's UMAP finds neighbours (``eval.umap_knn``): umap-learn's own rule
+#: (exact below 4,096 train codes, NN-descent above), or NN-descent at every size
+#: (:mod:`mrdd.eval.manifold`).
+UMAP_KNN = ("auto", "nndescent")
 
 
 @dataclass
@@ -656,10 +657,10 @@ class EvalConfig:
     umap_components: int = 10  # dimension of the embedding KMeans clusters (>= 2: the figure)
     umap_neighbors: int = 15  # neighbours of UMAP's graph (capped below the train size)
     umap_min_dist: float = 0.0  # UMAP's min_dist: 0 packs each cluster tightly, in [0, 1]
-    # how UMAP finds each code's neighbours: nndescent (approximate, at every size) | auto
-    # (umap-learn's own rule: exact distances below 4,096 train samples, NN-descent above;
-    # ~4x slower at 3,600 codes, docs/evaluation.md, "How neighbours are found")
-    umap_knn: str = "nndescent"
+    # how UMAP finds each code's neighbours: auto (umap-learn's own rule: exact distances,
+    # computed by scikit-learn, below 4,096 train codes; NN-descent above) | nndescent
+    # (approximate, at every size); docs/evaluation.md, "How neighbours are found"
+    umap_knn: str = "auto"
     figures: bool = True  # write the PNG figures into the run directory
     num_figure_samples: int = 8  # samples per figure row; side of the swap grids
     embedding_samples: int = 1000  # most points in a t-SNE / UMAP plot

@@ -42,13 +42,13 @@ from mrdd.eval.representations import RAW_FLOOR, raw_floor
 
 #: (n_components, n_neighbors, min_dist, knn): the default first, then one change at a time.
 GRID = (
-    (10, 15, 0.0, "nndescent"),
     (10, 15, 0.0, "auto"),
-    (10, 5, 0.0, "nndescent"),
-    (10, 30, 0.0, "nndescent"),
-    (10, 15, 0.1, "nndescent"),
-    (2, 15, 0.0, "nndescent"),
-    (5, 15, 0.0, "nndescent"),
+    (10, 15, 0.0, "nndescent"),
+    (10, 5, 0.0, "auto"),
+    (10, 30, 0.0, "auto"),
+    (10, 15, 0.1, "auto"),
+    (2, 15, 0.0, "auto"),
+    (5, 15, 0.0, "auto"),
 )
 SPLITS = ("train", "val")
 

@@ -258,7 +258,7 @@ def test_a_state_from_before_eval_umap_knn_existed_is_not_refused_for_it_but_a_c
     old = config.to_dict()
     del old["eval"]["umap_knn"]  # written before the key existed
     check_compatible({"kind": "state", "config": old, "view_shapes": shapes}, config, shapes, "f")
-    other = RunConfig.from_dict({"eval": {"umap_knn": "auto"}}).to_dict()
+    other = RunConfig.from_dict({"eval": {"umap_knn": "nndescent"}}).to_dict()
     state = {"kind": "state", "config": other, "view_shapes": shapes}
     with pytest.raises(CheckpointError, match="eval.umap_knn"):
         check_compatible(state, config, shapes, "f")

@@ -13,9 +13,10 @@ from sklearn.datasets import make_circles, make_moons
 
 from mrdd.config import ConfigError, EvalConfig, RunConfig
 from mrdd.data import MultiViewData
+from mrdd.eval import manifold
 from mrdd.eval.ablate import ablate
 from mrdd.eval.collect import collect
-from mrdd.eval.manifold import _umap, manifold_codes
+from mrdd.eval.manifold import _Embedding, _umap, exact_neighbours, manifold_codes
 from mrdd.eval.metrics import evaluate_clustering
 from mrdd.eval.representations import raw_floor
 from mrdd.eval.tables import find_score, metrics_markdown, score_row
@@ -61,13 +62,30 @@ def test_the_train_split_gets_the_fitted_embedding_and_one_fit_serves_all_splits
         np.testing.assert_array_equal(first[split]["x"], again[split]["x"])
 
 
-@pytest.mark.parametrize("knn, approximate", [("nndescent", True), ("auto", False)])
-def test_umap_knn_picks_nn_descent_or_umap_learns_own_rule(knn, approximate):
-    reducer = _umap(EvalConfig(umap_knn=knn), seed=0, n_train=500)
-    assert reducer.force_approximation_algorithm is approximate
-    x = np.random.default_rng(0).normal(size=(60, 4))  # under 4,096: auto goes exact
-    reducer.fit(x)
-    assert reducer._small_data is not approximate  # umap-learn's flag of the exact path
+def test_auto_finds_umap_learns_exact_neighbours_from_scikit_learns_distances():
+    x = np.random.default_rng(0).normal(size=(300, 6))  # under 4,096: umap-learn goes exact
+    ev = EvalConfig(umap_knn="auto", umap_components=2)
+    ours = _Embedding(ev, seed=0, train=x)
+    assert ours.exact and ours.reducer.metric == "precomputed"
+    own = _umap(ev, seed=0, n_train=300, precomputed=False)
+    own.force_approximation_algorithm = False  # umap-learn's own exact path on the codes
+    with manifold._quiet_umap():
+        own.fit(x)
+    assert own._small_data  # umap-learn's flag of that path
+    # the same neighbour graph, so the same UMAP: only the distances' rounding differs
+    np.testing.assert_allclose(ours.reducer.graph_.toarray(), own.graph_.toarray(), atol=1e-5)
+    assert ours.transform(x[:7] + 0.01).shape == (7, 2)
+
+
+def test_nndescent_everywhere_and_auto_from_the_exact_limit_search_approximately(monkeypatch):
+    # not fitted: NN-descent is umap-learn's, and its numba compilation costs a fresh
+    # process ~25 s (~75 s with a cold cache); what is ours is which search each case asks for
+    monkeypatch.setattr(manifold, "EXACT_BELOW", 60)
+    assert exact_neighbours(EvalConfig(umap_knn="auto"), 59)
+    assert not exact_neighbours(EvalConfig(umap_knn="auto"), 60)  # at the limit: approximate
+    assert not exact_neighbours(EvalConfig(umap_knn="nndescent"), 59)
+    reducer = _umap(EvalConfig(), seed=0, n_train=60, precomputed=False)
+    assert reducer.metric == "euclidean" and reducer.force_approximation_algorithm
 
 
 def test_the_raw_floor_is_the_best_views_inputs_and_left_out_with_missing_views():
@@ -181,3 +199,12 @@ def test_a_umap_fit_leaves_torchs_threads_alone():
     assert torch.get_num_threads() == threads
     if "NUMBA_THREADING_LAYER" not in os.environ:
         assert numba.threading_layer() == "workqueue"
+
+
+def test_metrics_md_says_how_each_umap_knn_finds_neighbours():
+    from mrdd.config import UMAP_KNN
+    from mrdd.eval.protocol import KNN_TEXTS, method_texts
+
+    assert set(KNN_TEXTS) == set(UMAP_KNN)
+    text = method_texts(EvalConfig())["clustering_umap"]
+    assert "neighbours: exact below 4,096 train codes, NN-descent from there (auto)" in text

@@ -34,14 +34,14 @@ def test_the_default_setting_is_the_configs_and_comes_first():
 def test_it_scores_every_setting_on_val_of_a_suite_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "suite").mkdir()
     write_image_npz(tmp_path / "suite" / "tiny.npz", n=60)
-    grid = ((2, 5, 0.0, "nndescent"), (3, 8, 0.1, "auto"), (2, 6, 0.0, "auto"))
+    grid = ((2, 5, 0.0, "auto"), (3, 8, 0.1, "auto"), (2, 6, 0.0, "auto"))
     monkeypatch.setattr(umap_settings, "GRID", grid)
     out = tmp_path / "settings.json"
     argv = ["--datasets", "tiny", "--data-root", str(tmp_path), "--kmeans-seeds", "1"]
-    chosen = ["--settings", "2, 5, 0.0, nndescent", "3, 8, 0.1, auto", "--umap-seeds", "2"]
+    chosen = ["--settings", "2, 5, 0.0, auto", "3, 8, 0.1, auto", "--umap-seeds", "2"]
     assert umap_settings.main([*argv, *chosen, "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    rows = ["2, 5, 0.0, nndescent", "3, 8, 0.1, auto"]  # the third row was not asked for
+    rows = ["2, 5, 0.0, auto", "3, 8, 0.1, auto"]  # the third row was not asked for
     assert record["split"] == "val" and list(record["table"]) == rows
     assert record["umap_seeds"] == [0, 1]
     for name, row in record["table"].items():

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
+from sklearn.metrics import pairwise_distances
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
@@ -50,34 +52,80 @@ def manifold_codes(
     for name in names:
         train = features[FIT_SPLIT][name].double().cpu().numpy()
         scaler = StandardScaler().fit(train)
-        reducer = _umap(ev, seed, len(train))
-        with warnings.catch_warnings():  # n_jobs=1 under random_state: wanted, not news
-            warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
-            fitted = reducer.fit_transform(scaler.transform(train))
+        train = scaler.transform(train)
+        embedding = _Embedding(ev, seed, train)
         for split in splits:
             if name not in features[split]:
                 continue
             if split == FIT_SPLIT:
-                embedded[split][name] = fitted
+                embedded[split][name] = embedding.fitted
             else:
                 x = scaler.transform(features[split][name].double().cpu().numpy())
-                embedded[split][name] = reducer.transform(x)
-        log.info("umap: %s embedded in %d-d (fitted on %d train codes)", name, ev.umap_components,
-                 len(train))  # fmt: skip
+                embedded[split][name] = embedding.transform(x)
+        log.info("umap: %s embedded in %d-d (fitted on %d train codes, %s neighbours)",
+                 name, ev.umap_components, len(train), embedding.neighbours)  # fmt: skip
     return embedded
 
 
-def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no type hints)
-    """The UMAP of ``ev``'s settings; ``n_neighbors`` capped below the train split's size,
-    which UMAP would otherwise do itself with a warning per fit.
+#: Below this many train codes, ``eval.umap_knn=auto`` finds neighbours exactly (umap-learn's
+#: own threshold for its exact path); the N×N distances then take at most 128 MiB.
+EXACT_BELOW = 4096
 
-    ``eval.umap_knn=nndescent`` (the default) makes UMAP find neighbours by NN-descent at
-    every size. umap-learn's own rule (``auto``) switches to exact distances below 4,096
-    samples and computes them through scikit-learn's ``pairwise_distances`` with a metric
-    called from Python once per pair, about 4x slower at 3,600 codes (docs/evaluation.md,
-    "How neighbours are found", has the timings). One algorithm at every size also keeps a
-    dataset's umap rows from changing method when its train split crosses 4,096 samples.
+
+def exact_neighbours(ev: EvalConfig, n_train: int) -> bool:
+    """Whether UMAP finds the neighbours of ``n_train`` codes exactly (else by NN-descent)."""
+    return ev.umap_knn == "auto" and n_train < EXACT_BELOW
+
+
+class _Embedding:
+    """One UMAP fitted on ``train`` (N×d standardised codes): ``fitted`` is its embedding,
+    ``transform`` maps other codes into it; ``neighbours`` names how they were found.
+
+    Exact neighbours (``eval.umap_knn=auto`` below :data:`EXACT_BELOW` codes, umap-learn's
+    own rule) come from the Euclidean distances scikit-learn computes in one BLAS call,
+    handed to UMAP as ``metric="precomputed"``: the train codes' N×N matrix to fit, each
+    other code's distances to the N train codes to transform. umap-learn's own exact path
+    finds the same neighbours but calls its metric from Python once per pair, and
+    NN-descent, the approximate search used otherwise, costs pynndescent's numba
+    compilation in every new process (docs/evaluation.md, "How neighbours are found", has
+    the timings). With precomputed distances a disconnected
+    neighbour graph's pieces are placed by their average distance, not by their centroids.
     """
+
+    def __init__(self, ev: EvalConfig, seed: int, train: np.ndarray) -> None:
+        self.train = train
+        self.exact = exact_neighbours(ev, len(train))
+        self.neighbours = "exact" if self.exact else "NN-descent"
+        self.reducer = _umap(ev, seed, len(train), precomputed=self.exact)
+        with _quiet_umap():
+            self.fitted = self.reducer.fit_transform(self._input(train, None))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (M×d, standardised like ``train``) in the fitted embedding (M×k)."""
+        with _quiet_umap():
+            return self.reducer.transform(self._input(x, self.train))
+
+    def _input(self, x: np.ndarray, train: np.ndarray | None) -> np.ndarray:
+        """What UMAP reads: the codes, or with exact neighbours their distances to the train
+        codes (``train=None``: among themselves, with an exactly zero diagonal)."""
+        return pairwise_distances(x, train) if self.exact else x
+
+
+@contextmanager
+def _quiet_umap() -> Iterator[None]:
+    """Silence umap-learn's warnings that say what was asked for: ``n_jobs=1`` under
+    ``random_state``, and no ``inverse_transform`` with precomputed distances."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*precomputed metric.*", category=UserWarning)
+        yield
+
+
+def _umap(ev: EvalConfig, seed: int, n_train: int, precomputed: bool):  # noqa: ANN202 (umap has no type hints)
+    """The UMAP of ``ev``'s settings: ``n_neighbors`` capped below the train split's size,
+    which UMAP would otherwise do itself with a warning per fit; it reads precomputed
+    distances if ``precomputed``, else the codes, and then finds neighbours by NN-descent
+    (``eval.umap_knn=nndescent`` at every size, ``auto`` from :data:`EXACT_BELOW` codes)."""
     _numba_off_torchs_openmp()
     import umap  # on first use: importing umap-learn loads numba (seconds)
 
@@ -89,7 +137,8 @@ def _umap(ev: EvalConfig, seed: int, n_train: int):  # noqa: ANN202 (umap has no
         n_neighbors=neighbors,
         min_dist=ev.umap_min_dist,
         random_state=seed,
-        force_approximation_algorithm=ev.umap_knn == "nndescent",
+        metric="precomputed" if precomputed else "euclidean",
+        force_approximation_algorithm=not precomputed,
     )
 
 

@@ -27,7 +27,7 @@ from mrdd.config import EvalConfig, RunConfig
 from mrdd.data import DatasetSplits
 from mrdd.eval.best_view import best_on_val, settle_best_view
 from mrdd.eval.gallery import SplitCodes, write_figures
-from mrdd.eval.manifold import FIT_SPLIT, manifold_codes
+from mrdd.eval.manifold import EXACT_BELOW, FIT_SPLIT, manifold_codes
 from mrdd.eval.metrics import (
     CLASSIFICATION_SUBSAMPLE,
     REDUNDANCY_TEST_FRACTION,
@@ -70,12 +70,19 @@ METHODS = {
 }
 
 
+#: How each ``eval.umap_knn`` finds neighbours, as ``metrics.md`` says it.
+KNN_TEXTS = {
+    "auto": f"exact below {EXACT_BELOW:,} train codes, NN-descent from there (auto)",
+    "nndescent": "NN-descent (nndescent)",
+}
+
+
 def method_texts(ev: EvalConfig) -> dict[str, str]:
     """:data:`METHODS` and the umap clustering method's text, with ``ev``'s settings."""
     umap = (
         f"UMAP(n_components={ev.umap_components}, n_neighbors={ev.umap_neighbors}, "
-        f"min_dist={ev.umap_min_dist:g}, random_state=seed; neighbours: {ev.umap_knn}) "
-        "fitted once per representation "
+        f"min_dist={ev.umap_min_dist:g}, random_state=seed; "
+        f"neighbours: {KNN_TEXTS[ev.umap_knn]}) fitted once per representation "
         "on the train split's codes (standardised on train), every split mapped into it; "
         "KMeans(k=num_classes, n_init=10) on the embedded codes, one run per seed (one "
         f"embedding for all runs); {RAW_FLOOR}: the same on the best view's raw inputs."
