@@ -581,6 +581,9 @@ class RuntimeConfig:
     compile: bool = False  # torch.compile the trained networks (eager, with a warning, on failure)
     # CPU, glibc: keep freed memory for reuse instead of faulting it in anew every step
     cpu_keep_freed_memory: bool = True
+    # residual blocks keep only their inputs for backward and recompute BatchNorm -> SiLU
+    # there (fp32 training): less peak memory for fewer samples/s, docs/performance.md
+    recompute_activations: bool = False
     log_every: int = 10  # steps between logged losses
     ckpt_every: int = 1  # epochs between resumable states (resume=<run_dir>)
     skip_nonfinite: bool = False  # skip (and count) NaN/inf steps instead of stopping the run

@@ -251,14 +251,20 @@ def test_api_refuses_a_bad_availability_mask(trained):
         trained.encode(views, available=np.full((6, 2), 0.5))
 
 
-def test_a_state_from_before_eval_umap_knn_existed_is_not_refused_for_it_but_a_changed_one_is():
+@pytest.mark.parametrize(
+    "section, key, other",
+    [("eval", "umap_knn", "nndescent"), ("run", "recompute_activations", True)],
+)
+def test_a_state_from_before_a_key_existed_is_not_refused_for_it_but_a_changed_one_is(
+    section, key, other
+):
     from mrdd.config import RunConfig
 
     config, shapes = RunConfig(), [(1, 8, 8), (1, 8, 8)]
     old = config.to_dict()
-    del old["eval"]["umap_knn"]  # written before the key existed
+    del old[section][key]  # written before the key existed
     check_compatible({"kind": "state", "config": old, "view_shapes": shapes}, config, shapes, "f")
-    other = RunConfig.from_dict({"eval": {"umap_knn": "nndescent"}}).to_dict()
-    state = {"kind": "state", "config": other, "view_shapes": shapes}
-    with pytest.raises(CheckpointError, match="eval.umap_knn"):
+    changed = RunConfig.from_dict({section: {key: other}}).to_dict()
+    state = {"kind": "state", "config": changed, "view_shapes": shapes}
+    with pytest.raises(CheckpointError, match=f"{section}.{key}"):
         check_compatible(state, config, shapes, "f")

@@ -41,3 +41,29 @@ def test_training_steps_never_wait_for_the_gpu(tiny_config):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(v).item() for t in terms for v in t.values())
+
+
+def test_the_recomputing_unit_gives_the_modules_gradients_on_the_gpu():
+    """``run.recompute_activations`` on CUDA in fp32 (cuDNN's kernels, channels-last;
+    TF32 convolutions, hence the tolerance)."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from mrdd.nn.recompute import norm_silu_conv, recomputes
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    norm, conv = nn.BatchNorm2d(8).to(device), nn.Conv2d(8, 8, 3, padding=1).to(device)
+    conv = conv.to(memory_format=torch.channels_last)
+    ref_norm, ref_conv = copy.deepcopy(norm), copy.deepcopy(conv)
+    x = torch.randn(16, 8, 12, 12, device=device).to(memory_format=torch.channels_last)
+    x = x.requires_grad_(True)
+    assert recomputes(x, norm, conv)
+    norm_silu_conv(x, norm, conv).square().sum().backward()
+    grad_x, x.grad = x.grad, None
+    ref_conv(F.silu(ref_norm(x))).square().sum().backward()
+    torch.testing.assert_close(grad_x, x.grad, rtol=1e-3, atol=1e-4)
+    for p, ref in zip(conv.parameters(), ref_conv.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, ref.grad, rtol=1e-3, atol=1e-4)

@@ -13,6 +13,7 @@ import math
 from torch import Tensor, nn
 
 from mrdd.config import BackboneConfig, ConfigError, group_norm_groups
+from mrdd.nn.recompute import norm_silu_conv
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -24,7 +25,14 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """Pre-activation residual block: x + conv(act(norm(conv(act(norm(x))))))."""
+    """Pre-activation residual block: x + conv(act(norm(conv(act(norm(x)))))).
+
+    With ``recompute`` (``run.recompute_activations``, set by the stage that trains it),
+    each ``conv(act(norm(·)))`` runs through :func:`~mrdd.nn.recompute.norm_silu_conv`,
+    which in fp32 training keeps only its input for backward: the same result from a third
+    of the saved tensors, for two more elementwise passes in backward."""
+
+    recompute = False
 
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
@@ -38,7 +46,10 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        if not self.recompute:
+            return x + self.body(x)
+        norm1, _, conv1, norm2, _, conv2 = self.body
+        return x + norm_silu_conv(norm_silu_conv(x, norm1, conv1), norm2, conv2)
 
 
 def _image_levels(shape: tuple[int, ...], cfg: BackboneConfig) -> tuple[list[int], int]:

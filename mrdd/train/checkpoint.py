@@ -133,10 +133,11 @@ _STATE_ADVICE = (
 )
 
 
-#: Evaluation settings added after records were written (``eval.umap_knn``: such runs used
-#: what is now ``auto``). A record without one is not refused for it: it changes no trained
-#: weight, and the resumed run's evaluation records the value it used.
-ADDED_EVAL_KEYS = ("eval.umap_knn",)
+#: Settings added after records were written, which a record without them is not refused
+#: for: ``eval.umap_knn`` changes no trained weight (such runs used what is now ``auto``),
+#: and ``run.recompute_activations`` only how backward gets its tensors (such runs kept
+#: them, today's default). The resumed run records the value it used.
+ADDED_KEYS = ("eval.umap_knn", "run.recompute_activations")
 
 
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def check_compatible(
     kind = payload["kind"]
     saved = compared_settings(payload["config"], payload["view_shapes"], kind)
     wanted = compared_settings(config.to_dict(), view_shapes, kind)
-    for key in set(ADDED_EVAL_KEYS) - saved.keys():  # a record from before the key existed
+    for key in set(ADDED_KEYS) - saved.keys():  # a record from before the key existed
         wanted.pop(key, None)
     if data_identity is not None:
         saved.update(flatten_keys({"data": payload.get("data") or {}}))

@@ -39,6 +39,7 @@ from mrdd.models import (
     zero_absent_views,
 )
 from mrdd.models.masking import check_patch_size
+from mrdd.nn.blocks import ResBlock
 from mrdd.train.calibrate import recalibrate_batch_norm
 from mrdd.train.checkpoint import check_compatible, load_checkpoint, load_state
 from mrdd.train.device import autocast, maybe_compile
@@ -58,10 +59,15 @@ def _adamw(params, lr: float, weight_decay: float, device: torch.device) -> torc
 
 
 def place_model(model: nn.Module, cfg: RunConfig, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device``, in channels-last memory format if ``run.channels_last``."""
+    """Move ``model`` to ``device``, in channels-last memory format if ``run.channels_last``;
+    its residual blocks recompute their activations in backward if
+    ``run.recompute_activations``."""
     model = model.to(device)
     if cfg.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        if isinstance(module, ResBlock):
+            module.recompute = cfg.run.recompute_activations
     return model
 
 
