@@ -62,10 +62,11 @@ def test_its_backward_is_the_derivative_of_its_forward():
     conv_weight, conv_bias = torch.randn(3, 2, 3, 3, dtype=torch.float64), torch.randn(3)
     inputs = [t.double().requires_grad_(True) for t in (x, weight, bias, conv_weight, conv_bias)]
 
-    def unit(x, weight, bias, conv_weight, conv_bias):  # batch statistics, no running ones
-        return _NormSiluConv.apply(
-            x, weight, bias, None, None, 0.0, 1e-5, conv_weight, conv_bias, (2, 2), (1, 1)
-        )
+    norm = nn.BatchNorm2d(2, track_running_stats=False)  # batch statistics, no running ones
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+
+    def unit(x, weight, bias, conv_weight, conv_bias):
+        return _NormSiluConv.apply(x, norm, conv, 0.0, weight, bias, conv_weight, conv_bias)
 
     assert torch.autograd.gradcheck(unit, inputs)
 

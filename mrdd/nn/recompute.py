@@ -41,9 +41,8 @@ def norm_silu_conv(x: Tensor, norm: nn.Module, conv: nn.Conv2d) -> Tensor:
         if momentum is None:  # cumulative average, as nn.BatchNorm2d computes it
             momentum = 1.0 / float(norm.num_batches_tracked)
     return _NormSiluConv.apply(
-        x, norm.weight, norm.bias, norm.running_mean, norm.running_var, momentum or 0.0,
-        norm.eps, conv.weight, conv.bias, conv.stride, conv.padding,
-    )  # fmt: skip
+        x, norm, conv, momentum or 0.0, norm.weight, norm.bias, conv.weight, conv.bias
+    )
 
 
 def recomputes(x: Tensor, norm: nn.Module, conv: nn.Conv2d) -> bool:
@@ -63,39 +62,43 @@ def recomputes(x: Tensor, norm: nn.Module, conv: nn.Conv2d) -> bool:
 
 
 class _NormSiluConv(torch.autograd.Function):
-    """The unit's forward and its backward from ``x`` (module docstring, the equation)."""
+    """The unit's forward and its backward from ``x`` (module docstring, the equation).
+    ``params``: BatchNorm's γ and β, the conv's weight and bias (``None`` without one),
+    passed as tensors so that autograd tracks them; the running statistics, ε, stride and
+    padding are read from the modules."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor | None,
-                running_var: Tensor | None, momentum: float, eps: float, conv_weight: Tensor,
-                conv_bias: Tensor | None, stride: tuple[int, int],
-                padding: tuple[int, int]) -> Tensor:  # fmt: skip
+    def forward(
+        ctx: Any, x: Tensor, norm: nn.BatchNorm2d, conv: nn.Conv2d, momentum: float, *params
+    ) -> Tensor:
+        weight, bias, conv_weight, conv_bias = params
         y, mean, invstd = torch.native_batch_norm(
-            x, weight, bias, running_mean, running_var, True, momentum, eps
+            x, weight, bias, norm.running_mean, norm.running_var, True, momentum, norm.eps
         )
-        out = F.conv2d(F.silu(y), conv_weight, conv_bias, stride, padding)
+        out = F.conv2d(F.silu(y), conv_weight, conv_bias, conv.stride, conv.padding)
         ctx.save_for_backward(x, weight, bias, mean, invstd, conv_weight)
-        ctx.config = (eps, stride, padding, conv_bias is not None)
+        ctx.config = (norm.eps, conv.stride, conv.padding, conv_bias is not None)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, bias, mean, invstd, conv_weight = ctx.saved_tensors
         eps, stride, padding, has_bias = ctx.config
+        need_x, _, _, _, need_weight, need_bias, need_conv_weight, need_conv_bias = (
+            ctx.needs_input_grad
+        )
         # y again in one pass: BatchNorm's inference kernel with the batch's statistics
         var = invstd.pow(-2) - eps
         y = torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
         grad_a, grad_conv_weight, grad_conv_bias = torch.ops.aten.convolution_backward(
             grad_out, F.silu(y), conv_weight, [conv_weight.shape[0]] if has_bias else None,
             list(stride), list(padding), [1, 1], False, [0, 0], 1,
-            [ctx.needs_input_grad[0] or any(ctx.needs_input_grad[1:3]),
-             ctx.needs_input_grad[7], has_bias and ctx.needs_input_grad[8]],
+            [need_x or need_weight or need_bias, need_conv_weight, has_bias and need_conv_bias],
         )  # fmt: skip
         grad_x = grad_weight = grad_bias = None
         if grad_a is not None:
             grad_x, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
                 torch.ops.aten.silu_backward(grad_a, y), x, weight, None, None, mean, invstd,
-                True, eps, [ctx.needs_input_grad[0], *ctx.needs_input_grad[1:3]],
+                True, eps, [need_x, need_weight, need_bias],
             )  # fmt: skip
-        return (grad_x, grad_weight, grad_bias, None, None, None, None, grad_conv_weight,
-                grad_conv_bias, None, None)  # fmt: skip
+        return grad_x, None, None, None, grad_weight, grad_bias, grad_conv_weight, grad_conv_bias
