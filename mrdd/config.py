@@ -594,6 +594,9 @@ class RuntimeConfig:
     # and run.eval_every > 0
     plateau_patience: int | None = None
     plateau_metric: str = "acc"  # the probe score the plateau stop watches: acc | nmi | ari
+    # no plateau stop before this fraction of a stage's epochs (0: from the first probe),
+    # so that early probes' noise cannot end a stage that is still improving
+    plateau_min_fraction: float = 0.0
 
     def validate(self) -> None:
         _positive(self, "log_every", "ckpt_every")
@@ -606,6 +609,11 @@ class RuntimeConfig:
             raise ConfigError(
                 f"run.plateau_patience must be a positive number of probes or null (off), "
                 f"got {self.plateau_patience}."
+            )
+        if not 0.0 <= self.plateau_min_fraction < 1.0:
+            raise ConfigError(
+                "run.plateau_min_fraction is the fraction of a stage's epochs before which it "
+                f"never stops, in [0, 1); got {self.plateau_min_fraction}."
             )
         if self.plateau_patience is not None and self.eval_every == 0:
             raise ConfigError(

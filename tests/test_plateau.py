@@ -50,6 +50,20 @@ def test_stops_after_patience_probes_without_a_strict_improvement():
     assert all("plateau_stop" not in r for r in records[:4])  # only the last record says it
 
 
+def test_no_stop_before_the_minimum_fraction_of_the_epochs(tiny_config):
+    cfg = tiny_config.with_overrides({"run": {"plateau_patience": 1, "plateau_min_fraction": 0.5}})
+    watch = PlateauStop.for_stage(cfg.run, "consistency", epochs=7)
+    assert watch.min_epochs == 4  # ceil(0.5 × 7)
+    stopped_after = None
+    for record in _records([0.9, 0.5, 0.6, 0.7, 0.8, 0.95, 0.1]):  # best at 1, worse after
+        watch.observe(record, torch.nn.Linear(1, 1))
+        if watch.stopped:
+            stopped_after = record["epoch"]
+            break
+    # patience 1 alone would have stopped after epoch 2; the minimum holds it until 4
+    assert stopped_after == 4 and (watch.best_epoch, watch.waited) == (1, 3)
+
+
 def test_a_stage_that_runs_every_epoch_records_its_best_epoch_too():
     watch = PlateauStop("disentangle", epochs=3, patience=5, metric="acc")
     records = _records([0.4, 0.6, 0.5])
@@ -138,6 +152,8 @@ def test_refused_without_a_val_split(tmp_path, tiny_config, tiny_splits):
         ({"plateau_patience": 0}, "positive number of probes or null"),
         ({"plateau_patience": 2, "eval_every": 0}, "run.eval_every=0 turns it off"),
         ({"plateau_metric": "f1"}, "plateau_metric"),
+        ({"plateau_min_fraction": 1.0}, "plateau_min_fraction"),
+        ({"plateau_min_fraction": -0.1}, "plateau_min_fraction"),
     ],
 )
 def test_bad_plateau_settings_are_one_line_errors(runtime, message):
@@ -186,6 +202,7 @@ def test_a_run_records_the_stop_and_saves_the_best_weights(tmp_path, scripted_pr
         "best_val_score": 0.8,
         "metric": "val eval_acc (one KMeans run on the probe subsample)",
         "patience": 2,
+        "min_fraction": 0.0,
         "reason": "the val probe did not improve for run.plateau_patience probes",
     }
     assert metrics["plateau"]["disentangle"]["stopped"] is False

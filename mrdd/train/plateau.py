@@ -4,9 +4,10 @@ With ``run.plateau_patience = P``, every probe of :class:`mrdd.train.monitor.Tra
 (one KMeans run on a fixed subsample of the **validation** split, every
 ``run.eval_every`` epochs) is compared with the best probe so far on
 ``eval_<run.plateau_metric>``; a stage stops after P probes in a row without a strict
-improvement, and ends with the weights of its best probed epoch (also when it runs all
-its epochs). Only val is looked at: without a val split the stop is refused, since the
-probe would then read the training split.
+improvement, but not before ``ceil(run.plateau_min_fraction × epochs)`` epochs, and ends
+with the weights of its best probed epoch (also when it runs all its epochs). Only val is
+looked at: without a val split the stop is refused, since the probe would then read the
+training split.
 
 What happened is in the stage's last epoch record (so in ``progress.csv``,
 ``history.json`` and TensorBoard): ``plateau_stop`` (1: stopped early, 0: ran every
@@ -19,6 +20,7 @@ weights, probes since the best) is part of the stage's resumable state.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
@@ -35,8 +37,11 @@ class PlateauStop:
     """Watches one stage's val probe; :meth:`observe` after every epoch, :meth:`restore_best`
     at the end of the stage."""
 
-    def __init__(self, stage_name: str, epochs: int, patience: int, metric: str) -> None:
+    def __init__(
+        self, stage_name: str, epochs: int, patience: int, metric: str, min_epochs: int = 0
+    ) -> None:
         self.stage_name, self.epochs, self.patience = stage_name, epochs, patience
+        self.min_epochs = min_epochs  # no stop before this epoch (1-based)
         self.key = f"eval_{metric}"
         self.best_score: float | None = None
         self.best_epoch = 0  # 1-based; 0: no probe yet
@@ -49,7 +54,8 @@ class PlateauStop:
         """The watch ``cfg`` asks for (``None`` when ``run.plateau_patience`` is null)."""
         if cfg.plateau_patience is None:
             return None
-        return cls(stage_name, epochs, cfg.plateau_patience, cfg.plateau_metric)
+        min_epochs = math.ceil(cfg.plateau_min_fraction * epochs)
+        return cls(stage_name, epochs, cfg.plateau_patience, cfg.plateau_metric, min_epochs)
 
     def observe(self, record: dict[str, float], model: nn.Module) -> None:
         """Take in one epoch's ``record`` (its probe scores, if it was probed): snapshot
@@ -63,7 +69,7 @@ class PlateauStop:
                 self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 self.waited += 1
-                self.stopped = self.waited >= self.patience
+                self.stopped = self.waited >= self.patience and epoch >= self.min_epochs
         if self.stopped:
             log.info(
                 "%s: stopping after epoch %d of %d: val %s has not improved for %d probes "
@@ -148,6 +154,7 @@ def plateau_summary(
             "best_val_score": last.get("plateau_best_score"),
             "metric": f"val eval_{cfg.plateau_metric} (one KMeans run on the probe subsample)",
             "patience": cfg.plateau_patience,
+            "min_fraction": cfg.plateau_min_fraction,
             "reason": "the val probe did not improve for run.plateau_patience probes"
             if stopped
             else "ran every epoch; kept the best val epoch's weights",
