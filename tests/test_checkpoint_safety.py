@@ -253,7 +253,11 @@ def test_api_refuses_a_bad_availability_mask(trained):
 
 @pytest.mark.parametrize(
     "section, key, other",
-    [("eval", "umap_knn", "nndescent"), ("run", "recompute_activations", True)],
+    [
+        ("eval", "umap_knn", "nndescent"),
+        ("run", "recompute_activations", True),
+        ("run", "plateau_min_fraction", 0.5),
+    ],
 )
 def test_a_state_from_before_a_key_existed_is_not_refused_for_it_but_a_changed_one_is(
     section, key, other

@@ -135,9 +135,10 @@ _STATE_ADVICE = (
 
 #: Settings added after records were written, which a record without them is not refused
 #: for: ``eval.umap_knn`` changes no trained weight (such runs used what is now ``auto``),
-#: and ``run.recompute_activations`` only how backward gets its tensors (such runs kept
-#: them, today's default). The resumed run records the value it used.
-ADDED_KEYS = ("eval.umap_knn", "run.recompute_activations")
+#: ``run.recompute_activations`` only how backward gets its tensors (such runs kept them,
+#: today's default), and such runs' plateau stop had no minimum (today's default 0). The
+#: resumed run records the value it used.
+ADDED_KEYS = ("eval.umap_knn", "run.recompute_activations", "run.plateau_min_fraction")
 
 
 def compared_settings(config: dict[str, Any], view_shapes: list, kind: str) -> dict[str, Any]:
