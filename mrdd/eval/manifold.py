@@ -88,17 +88,21 @@ class _Embedding:
     finds the same neighbours but calls its metric from Python once per pair, and
     NN-descent, the approximate search used otherwise, costs pynndescent's numba
     compilation in every new process (docs/evaluation.md, "How neighbours are found", has
-    the timings). With precomputed distances a disconnected
-    neighbour graph's pieces are placed by their average distance, not by their centroids.
+    the timings). With precomputed distances a disconnected neighbour graph's pieces are
+    placed by their average distance, not by their centroids.
     """
 
     def __init__(self, ev: EvalConfig, seed: int, train: np.ndarray) -> None:
         self.train = train
         self.exact = exact_neighbours(ev, len(train))
-        self.neighbours = "exact" if self.exact else "NN-descent"
         self.reducer = _umap(ev, seed, len(train), precomputed=self.exact)
         with _quiet_umap():
             self.fitted = self.reducer.fit_transform(self._input(train, None))
+
+    @property
+    def neighbours(self) -> str:
+        """How the neighbours were found, as the log says it."""
+        return "exact" if self.exact else "NN-descent"
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """``x`` (M×d, standardised like ``train``) in the fitted embedding (M×k)."""
